@@ -1,0 +1,264 @@
+package bigqueue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	arenaPrefix = "arena-"
+	arenaSuffix = ".dat"
+)
+
+// arenaManager owns the arena files of a queue: which are mapped, creating
+// them ahead of the writer, mapping them for readers, syncing and deleting
+// them. At most max arenas are mapped at once (0: no cap); the least
+// recently used one is unmapped to make room. Callers hold the queue's lock
+// and use one arena at a time, so the arena in use is always the most
+// recently used one and is never the one evicted.
+type arenaManager struct {
+	dir  string
+	size int
+	max  int
+
+	mapped map[int64]*arena
+	// front is the most recently used arena, back the least; the list
+	// links every mapped arena through arena.prev and arena.next.
+	front, back *arena
+
+	// onDisk is the set of arena ids whose files exist.
+	onDisk map[int64]struct{}
+	// writable is the highest id whose file the writer has created and
+	// allocated in this session; arenas above it need createArenaFile.
+	writable int64
+	// created is set when a file was created since the last directory sync.
+	created bool
+}
+
+func newArenaManager(dir string, size, maxMapped int, onDisk []int64) *arenaManager {
+	m := &arenaManager{
+		dir:      dir,
+		size:     size,
+		max:      maxMapped,
+		mapped:   make(map[int64]*arena),
+		onDisk:   make(map[int64]struct{}, len(onDisk)),
+		writable: -1,
+	}
+	for _, id := range onDisk {
+		m.onDisk[id] = struct{}{}
+	}
+	return m
+}
+
+func arenaName(id int64) string {
+	return arenaPrefix + strconv.FormatInt(id, 10) + arenaSuffix
+}
+
+func parseArenaName(name string) (int64, bool) {
+	s, ok := strings.CutPrefix(name, arenaPrefix)
+	if !ok {
+		return 0, false
+	}
+	if s, ok = strings.CutSuffix(s, arenaSuffix); !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id < 0 || arenaName(id) != name {
+		return 0, false
+	}
+	return id, true
+}
+
+func (m *arenaManager) path(id int64) string {
+	return filepath.Join(m.dir, arenaName(id))
+}
+
+// ids returns the ids of the arena files on disk, in order.
+func (m *arenaManager) ids() []int64 {
+	ids := make([]int64, 0, len(m.onDisk))
+	for id := range m.onDisk {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// exists reports whether the file of arena id is on disk.
+func (m *arenaManager) exists(id int64) bool {
+	_, ok := m.onDisk[id]
+	return ok
+}
+
+// count is the number of arena files on disk.
+func (m *arenaManager) count() int { return len(m.onDisk) }
+
+// get returns arena id mapped, for reading. A missing or short file is
+// ErrCorrupt.
+func (m *arenaManager) get(id int64) (*arena, error) {
+	if a := m.front; a != nil && a.id == id {
+		return a, nil
+	}
+	if a, ok := m.mapped[id]; ok {
+		m.touch(a)
+		return a, nil
+	}
+	return m.load(id)
+}
+
+// getForWrite returns arena id mapped, with its file created and all its
+// blocks allocated, for the writer.
+func (m *arenaManager) getForWrite(id int64) (*arena, error) {
+	if id > m.writable {
+		if err := m.prepare(id); err != nil {
+			return nil, err
+		}
+	}
+	return m.get(id)
+}
+
+// prepare creates and allocates the file of arena id for writing.
+func (m *arenaManager) prepare(id int64) error {
+	if err := createArenaFile(m.path(id), m.size); err != nil {
+		return err
+	}
+	if !m.exists(id) {
+		m.onDisk[id] = struct{}{}
+		m.created = true
+	}
+	m.writable = id
+	return nil
+}
+
+// load maps arena id, unmapping the least recently used arenas first when
+// the cap is reached, or when the kernel refuses another mapping (ENOMEM:
+// vm.max_map_count or address space).
+func (m *arenaManager) load(id int64) (*arena, error) {
+	for m.max > 0 && len(m.mapped) >= m.max {
+		if err := m.evict(); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		a, err := mapArena(m.path(id), id, m.size)
+		if err == nil {
+			m.mapped[id] = a
+			m.pushFront(a)
+			return a, nil
+		}
+		if !errors.Is(err, unix.ENOMEM) || m.back == nil {
+			return nil, err
+		}
+		if err := m.evict(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// evict unmaps the least recently used arena.
+func (m *arenaManager) evict() error {
+	a := m.back
+	m.unlink(a)
+	delete(m.mapped, a.id)
+	if err := a.unmap(); err != nil {
+		return fmt.Errorf("unmap arena %s: %w", m.path(a.id), err)
+	}
+	return nil
+}
+
+func (m *arenaManager) touch(a *arena) {
+	if m.front == a {
+		return
+	}
+	m.unlink(a)
+	m.pushFront(a)
+}
+
+func (m *arenaManager) pushFront(a *arena) {
+	a.prev, a.next = nil, m.front
+	if m.front != nil {
+		m.front.prev = a
+	}
+	m.front = a
+	if m.back == nil {
+		m.back = a
+	}
+}
+
+func (m *arenaManager) unlink(a *arena) {
+	if a.prev != nil {
+		a.prev.next = a.next
+	} else {
+		m.front = a.next
+	}
+	if a.next != nil {
+		a.next.prev = a.prev
+	} else {
+		m.back = a.prev
+	}
+	a.prev, a.next = nil, nil
+}
+
+// sync makes the data of arena id durable, mapped or not.
+func (m *arenaManager) sync(id int64) error {
+	if a, ok := m.mapped[id]; ok {
+		if err := a.sync(); err != nil {
+			return fmt.Errorf("sync arena %s: %w", m.path(id), err)
+		}
+		return nil
+	}
+	if !m.exists(id) {
+		return nil
+	}
+	if err := syncFile(m.path(id)); err != nil {
+		return fmt.Errorf("sync arena %s: %w", m.path(id), err)
+	}
+	return nil
+}
+
+// syncDir makes created arena files durable in the directory.
+func (m *arenaManager) syncDir() error {
+	if !m.created {
+		return nil
+	}
+	if err := syncDir(m.dir); err != nil {
+		return err
+	}
+	m.created = false
+	return nil
+}
+
+// remove unmaps and deletes arena id.
+func (m *arenaManager) remove(id int64) error {
+	var err error
+	if a, ok := m.mapped[id]; ok {
+		m.unlink(a)
+		delete(m.mapped, id)
+		err = a.unmap()
+	}
+	if rerr := os.Remove(m.path(id)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	delete(m.onDisk, id)
+	if err != nil {
+		return fmt.Errorf("delete arena %s: %w", m.path(id), err)
+	}
+	return nil
+}
+
+// close unmaps every arena and returns the first error.
+func (m *arenaManager) close() error {
+	var first error
+	for m.back != nil {
+		if err := m.evict(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,285 @@
+package bigqueue
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Each consumer, the default one included, has a meta file (see
+// metafile.go) holding its position:
+//
+//	kind's header fields (offset 16): | name length u32 |
+//	static data (offset 256):         | name bytes ...  |
+//	live slot:      position, sequence              (every Dequeue)
+//	durable slots:  position, sequence, 0, 0        (every Flush)
+//
+// A named consumer's file is consumer-<hex of the first 16 bytes of the
+// SHA-256 of its name>.dat, so that any string is a safe name ("a/b",
+// "../x", non-ASCII); the name inside the file is checked on open. The
+// default consumer's file is consumer-default.dat.
+const (
+	consumerPrefix      = "consumer-"
+	consumerSuffix      = ".dat"
+	defaultConsumerFile = consumerPrefix + "default" + consumerSuffix
+	consumerNameOffset  = 0 // within the kind's header fields
+
+	// MaxConsumerNameLen is the longest consumer name, in bytes.
+	MaxConsumerNameLen = 1024
+)
+
+var consumerMagic = [8]byte{'B', 'Q', 'C', 'O', 'N', 'S', 'M', 'R'}
+
+// position is a place in the queue: a byte offset and the number of
+// messages before it.
+type position struct {
+	pos int64
+	seq int64
+}
+
+// consumerState is one consumer's position and file. Every Consumer handle
+// with its name shares it. The queue's lock guards it.
+type consumerState struct {
+	name    string // "" for the default consumer
+	mf      *metaFile
+	at      position // where the next Dequeue reads
+	synced  position // what the last Flush made durable
+	deleted bool
+}
+
+func (s *consumerState) setAt(p position) {
+	s.at = p
+	s.mf.setLive(p.pos, p.seq)
+}
+
+// Consumer reads the queue with a position of its own, kept across restarts
+// under its name. Create one with NewConsumer or FromConsumer. Its methods
+// are safe for concurrent use; handles with the same name share a position.
+type Consumer struct {
+	q  *MmapQueue
+	st *consumerState
+}
+
+func consumerFileName(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return consumerPrefix + hex.EncodeToString(sum[:16]) + consumerSuffix
+}
+
+func isConsumerFile(name string) bool {
+	return strings.HasPrefix(name, consumerPrefix) && strings.HasSuffix(name, consumerSuffix) && name != defaultConsumerFile
+}
+
+func validateConsumerName(name string) error {
+	if name == "" {
+		return fmt.Errorf("consumer name is empty: %w", ErrInvalidConsumerName)
+	}
+	if len(name) > MaxConsumerNameLen {
+		return fmt.Errorf("consumer name is %d bytes, at most %d allowed: %w", len(name), MaxConsumerNameLen, ErrInvalidConsumerName)
+	}
+	return nil
+}
+
+// createConsumerFile writes the file of a new consumer at position at.
+func createConsumerFile(dir, fileName, name string, at position) error {
+	var fields [4]byte
+	binary.LittleEndian.PutUint32(fields[consumerNameOffset:], uint32(len(name)))
+	v := [4]int64{at.pos, at.seq}
+	return writeMetaFile(dir, fileName, newMetaImage(consumerMagic, fields[:], []byte(name), v))
+}
+
+// openConsumerFile maps a consumer file and decodes its name and position,
+// preferring the live slot and falling back to the last durable one.
+func openConsumerFile(path string) (*consumerState, error) {
+	mf, err := openMetaFile(path, consumerMagic)
+	if err != nil {
+		return nil, err
+	}
+	n := binary.LittleEndian.Uint32(mf.field()[consumerNameOffset:])
+	if n > MaxConsumerNameLen {
+		_ = mf.close()
+		return nil, fmt.Errorf("%s: name length %d out of range: %w", path, n, ErrCorrupt)
+	}
+	st := &consumerState{name: string(mf.static()[:n]), mf: mf}
+	_, v, ok := mf.durable()
+	if !ok {
+		_ = mf.close()
+		return nil, fmt.Errorf("%s: no durable position with a valid checksum: %w", path, ErrCorrupt)
+	}
+	st.synced = position{v[0], v[1]}
+	st.at = st.synced
+	if pos, seq, ok := mf.live(); ok && pos >= st.synced.pos && seq >= st.synced.seq {
+		st.at = position{pos, seq}
+	}
+	return st, nil
+}
+
+// loadConsumers opens the default consumer and every named consumer in dir.
+func (q *MmapQueue) loadConsumers(names []string) error {
+	def, err := openConsumerFile(filepath.Join(q.dir, defaultConsumerFile))
+	if err != nil {
+		return err
+	}
+	q.def = def
+	if def.name != "" {
+		return fmt.Errorf("%s: default consumer file holds name %q: %w", def.mf.path, def.name, ErrCorrupt)
+	}
+	for _, file := range names {
+		st, err := openConsumerFile(filepath.Join(q.dir, file))
+		if err != nil {
+			return err
+		}
+		q.consumers[st.name] = st
+		if st.name == "" || consumerFileName(st.name) != file {
+			return fmt.Errorf("%s: holds name %q, which belongs in another file: %w", st.mf.path, st.name, ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+// IsEmpty reports whether the consumer has read every message. It returns
+// true after the queue is closed.
+func (c *Consumer) IsEmpty() bool { return c.q.isEmpty(c.st) }
+
+// Dequeue removes the next message from the consumer's view of the queue and
+// returns it in a new slice the caller owns. It returns ErrEmptyQueue when
+// there is none.
+func (c *Consumer) Dequeue() ([]byte, error) { return c.q.dequeue(c.st, nil, true) }
+
+// DequeueString is Dequeue returning a string.
+func (c *Consumer) DequeueString() (string, error) { return c.q.dequeueString(c.st) }
+
+// DequeueAppend is Dequeue that appends the message to dst and returns the
+// extended slice; it does not allocate when dst has room for the message.
+func (c *Consumer) DequeueAppend(dst []byte) ([]byte, error) { return c.q.dequeue(c.st, dst, true) }
+
+// Peek returns the next message without consuming it, or ErrEmptyQueue.
+func (c *Consumer) Peek() ([]byte, error) { return c.q.dequeue(c.st, nil, false) }
+
+// DequeueWait is Dequeue that waits for a message when there is none. It
+// returns ctx.Err() when ctx ends first and ErrClosed when the queue is
+// closed while it waits.
+func (c *Consumer) DequeueWait(ctx context.Context) ([]byte, error) {
+	return c.q.dequeueWait(ctx, c.st)
+}
+
+// Len returns how many messages the consumer has not dequeued yet; 0 after
+// the queue is closed.
+func (c *Consumer) Len() int { return c.q.length(c.st) }
+
+// Name returns the consumer's name.
+func (c *Consumer) Name() string { return c.st.name }
+
+// NewConsumer returns the consumer called name, creating it when it does
+// not exist. A new consumer starts at the oldest message the queue still
+// keeps; an existing one, also after a restart, where it left off. Any
+// string of 1 to MaxConsumerNameLen bytes is a valid name.
+func (q *MmapQueue) NewConsumer(name string) (*Consumer, error) {
+	if err := validateConsumerName(name); err != nil {
+		return nil, fmt.Errorf("bigqueue: %w", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, ErrClosed
+	}
+	st, err := q.consumer(name, q.head)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{q: q, st: st}, nil
+}
+
+// FromConsumer returns the consumer called name, creating it when it does
+// not exist, and moves it to the position of from: both then read the same
+// messages next. It returns ErrDifferentQueues when from belongs to another
+// queue.
+func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error) {
+	if from == nil || from.q != q {
+		return nil, ErrDifferentQueues
+	}
+	if err := validateConsumerName(name); err != nil {
+		return nil, fmt.Errorf("bigqueue: %w", err)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.usable(from.st); err != nil {
+		return nil, err
+	}
+	st, err := q.consumer(name, from.st.at)
+	if err != nil {
+		return nil, err
+	}
+	if st.at != from.st.at {
+		st.setAt(from.st.at)
+	}
+	return &Consumer{q: q, st: st}, nil
+}
+
+// consumer returns the state of the named consumer, creating its file at
+// position at when it has none.
+func (q *MmapQueue) consumer(name string, at position) (*consumerState, error) {
+	if st, ok := q.consumers[name]; ok {
+		return st, nil
+	}
+	file := consumerFileName(name)
+	if err := createConsumerFile(q.dir, file, name, at); err != nil {
+		return nil, fmt.Errorf("bigqueue: new consumer %q: %w", name, err)
+	}
+	st, err := openConsumerFile(filepath.Join(q.dir, file))
+	if err != nil {
+		return nil, fmt.Errorf("bigqueue: new consumer %q: %w", name, err)
+	}
+	q.consumers[name] = st
+	return st, nil
+}
+
+// Consumers returns the names of the named consumers, sorted. The default
+// consumer is not among them.
+func (q *MmapQueue) Consumers() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
+	names := make([]string, 0, len(q.consumers))
+	for name := range q.consumers {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// DeleteConsumer removes the named consumer and its file, then flushes, so
+// that arenas only it still needed are deleted before it returns. Handles
+// to it return ErrUnknownConsumer afterwards. An unknown name returns an
+// error wrapping ErrUnknownConsumer.
+func (q *MmapQueue) DeleteConsumer(name string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	st, ok := q.consumers[name]
+	if !ok {
+		return fmt.Errorf("bigqueue: delete consumer %q: %w", name, ErrUnknownConsumer)
+	}
+	delete(q.consumers, name)
+	st.deleted = true
+	err := st.mf.close()
+	if rerr := os.Remove(st.mf.path); rerr != nil && err == nil {
+		err = rerr
+	}
+	if err == nil {
+		err = syncDir(q.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("bigqueue: delete consumer %q: %w", name, err)
+	}
+	return q.flushLocked()
+}

@@ -1,0 +1,40 @@
+package bigqueue
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// lockName is the file a queue holds an exclusive advisory lock (flock) on
+// while it is open. The kernel drops the lock when the holder closes the
+// file or dies, so a crash never leaves the directory locked.
+const lockName = "LOCK"
+
+// lockDir takes the exclusive lock of dir, or fails with ErrLocked. flock
+// locks belong to the open file, so a second open in the same process is
+// refused as well as one in another process.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, lockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("bigqueue: open lock file: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("bigqueue: %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("bigqueue: lock %s: %w", path, err)
+	}
+	return f, nil
+}

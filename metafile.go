@@ -1,0 +1,257 @@
+package bigqueue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// The index and every consumer file share one layout: a file of metaSize
+// bytes, mapped, that holds a position in the queue twice over.
+//
+//	  0               8       12      16                              64
+//	 +---------------+-------+-------+-------------------------------+
+//	 | magic         |version|hdr crc| kind's header fields          |  written once
+//	 +---------------+-------+-------+-------------------------------+
+//	 64: live slot     | pos u64 | seq u64 | crc u32 |                   every operation
+//	128: durable slot 0| gen u64 | v0 u64 | v1 u64 | v2 u64 | v3 u64 | crc u32 |
+//	192: durable slot 1| (same)                                      |  at each Flush
+//	256: kind's static data (the consumer's name) ................ 4096
+//
+// All integers are little endian. The header checksum is CRC-32C over bytes
+// [0,12) and [16,64) and [256,4096): everything written once, at creation.
+//
+// The live slot is rewritten on every enqueue (index: the tail) or dequeue
+// (consumer: its position), with a CRC-32C over its two values. A process
+// killed at any instruction leaves the page cache, and so the live slot, as
+// of the last completed operation or with a slot whose checksum fails.
+//
+// A Flush writes the durable slot that does not hold the newest generation,
+// with generation+1 and a checksum over gen and v0..v3, and then syncs the
+// file. A torn write can spoil only the slot being written; the other keeps
+// the state of the flush before. The index keeps head position and sequence
+// and tail position and sequence in v0..v3; a consumer keeps its position
+// and sequence in v0 and v1.
+//
+// These offsets are the on-disk format: they change only with formatVersion.
+const (
+	formatVersion = 1
+
+	metaSize          = 4096
+	metaMagicOffset   = 0
+	metaVersionOffset = 8
+	metaHdrCRCOffset  = 12
+	metaFieldsOffset  = 16
+	metaLiveOffset    = 64
+	metaSlot0Offset   = 128
+	metaSlotSize      = 64
+	metaStaticOffset  = 256
+
+	liveSize     = 20 // pos, seq, crc
+	slotDataSize = 40 // gen, v0..v3
+)
+
+// metaFile is a mapped index or consumer file.
+type metaFile struct {
+	path string
+	data []byte
+}
+
+// headerCRC is the checksum of the parts of b written once.
+func headerCRC(b []byte) uint32 {
+	crc := crc32.Update(0, castagnoli, b[:metaHdrCRCOffset])
+	crc = crc32.Update(crc, castagnoli, b[metaFieldsOffset:metaLiveOffset])
+	return crc32.Update(crc, castagnoli, b[metaStaticOffset:metaSize])
+}
+
+// newMetaImage returns a fresh file image with the given magic, kind's
+// fields (at most 48 bytes) and static data, and position p in the live slot
+// and in durable slot 0 as generation 1.
+func newMetaImage(magic [8]byte, fields, static []byte, v [4]int64) []byte {
+	b := make([]byte, metaSize)
+	copy(b[metaMagicOffset:], magic[:])
+	binary.LittleEndian.PutUint32(b[metaVersionOffset:], formatVersion)
+	copy(b[metaFieldsOffset:metaLiveOffset], fields)
+	copy(b[metaStaticOffset:], static)
+	binary.LittleEndian.PutUint32(b[metaHdrCRCOffset:], headerCRC(b))
+	m := metaFile{data: b}
+	m.setLive(v[0], v[1])
+	m.writeSlot(0, 1, v)
+	return b
+}
+
+// writeMetaFile writes image to dir/name through a temporary file, synced
+// and renamed into place, and syncs the directory: the file appears whole or
+// not at all.
+func writeMetaFile(dir, name string, image []byte) error {
+	path := filepath.Join(dir, name)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	_, err = f.Write(image)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+// checkMetaImage validates the header of a file image read from disk.
+func checkMetaImage(path string, b []byte, magic [8]byte) error {
+	if len(b) < metaSize {
+		return fmt.Errorf("%s is %d bytes, want %d: %w", path, len(b), metaSize, ErrCorrupt)
+	}
+	if string(b[metaMagicOffset:metaMagicOffset+8]) != string(magic[:]) {
+		return fmt.Errorf("%s: bad magic %q: %w", path, b[metaMagicOffset:metaMagicOffset+8], ErrCorrupt)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[metaHdrCRCOffset:]), headerCRC(b); got != want {
+		return fmt.Errorf("%s: header checksum %#08x, want %#08x: %w", path, got, want, ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint32(b[metaVersionOffset:]); v != formatVersion {
+		return fmt.Errorf("%s: format version %d, this package reads %d: %w", path, v, formatVersion, ErrIncompatibleVersion)
+	}
+	return nil
+}
+
+// openMetaFile maps the file at path and validates its header.
+func openMetaFile(path string, magic [8]byte) (*metaFile, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s is missing: %w", path, errors.Join(ErrCorrupt, err))
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer func() { _ = f.Close() }()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if fi.Size() < metaSize {
+		return nil, fmt.Errorf("%s is %d bytes, want %d: %w", path, fi.Size(), metaSize, ErrCorrupt)
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, metaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	if err := checkMetaImage(path, data, magic); err != nil {
+		_ = unix.Munmap(data)
+		return nil, err
+	}
+	return &metaFile{path: path, data: data}, nil
+}
+
+// field returns the kind's header fields.
+func (m *metaFile) field() []byte { return m.data[metaFieldsOffset:metaLiveOffset] }
+
+// static returns the kind's static data.
+func (m *metaFile) static() []byte { return m.data[metaStaticOffset:metaSize] }
+
+// live returns the live slot, and false if its checksum fails.
+func (m *metaFile) live() (pos, seq int64, ok bool) {
+	b := m.data[metaLiveOffset : metaLiveOffset+liveSize]
+	pos = int64(binary.LittleEndian.Uint64(b[0:]))
+	seq = int64(binary.LittleEndian.Uint64(b[8:]))
+	ok = binary.LittleEndian.Uint32(b[16:]) == crc32.Checksum(b[:16], castagnoli)
+	return pos, seq, ok
+}
+
+// setLive records a new position in the live slot.
+func (m *metaFile) setLive(pos, seq int64) {
+	b := m.data[metaLiveOffset : metaLiveOffset+liveSize]
+	binary.LittleEndian.PutUint64(b[0:], uint64(pos))
+	binary.LittleEndian.PutUint64(b[8:], uint64(seq))
+	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+}
+
+// slot decodes durable slot i; ok is false if its checksum fails.
+func (m *metaFile) slot(i int) (gen uint64, v [4]int64, ok bool) {
+	off := metaSlot0Offset + i*metaSlotSize
+	b := m.data[off : off+slotDataSize+4]
+	gen = binary.LittleEndian.Uint64(b[0:])
+	for j := range v {
+		v[j] = int64(binary.LittleEndian.Uint64(b[8+8*j:]))
+	}
+	ok = gen != 0 && binary.LittleEndian.Uint32(b[slotDataSize:]) == crc32.Checksum(b[:slotDataSize], castagnoli)
+	return gen, v, ok
+}
+
+func (m *metaFile) writeSlot(i int, gen uint64, v [4]int64) {
+	off := metaSlot0Offset + i*metaSlotSize
+	b := m.data[off : off+slotDataSize+4]
+	binary.LittleEndian.PutUint64(b[0:], gen)
+	for j := range v {
+		binary.LittleEndian.PutUint64(b[8+8*j:], uint64(v[j]))
+	}
+	binary.LittleEndian.PutUint32(b[slotDataSize:], crc32.Checksum(b[:slotDataSize], castagnoli))
+}
+
+// durable returns the newest durable slot whose checksum holds.
+func (m *metaFile) durable() (gen uint64, v [4]int64, ok bool) {
+	g0, v0, ok0 := m.slot(0)
+	g1, v1, ok1 := m.slot(1)
+	switch {
+	case ok0 && (!ok1 || g0 > g1):
+		return g0, v0, true
+	case ok1:
+		return g1, v1, true
+	default:
+		return 0, v, false
+	}
+}
+
+// setDurable writes v as the next generation into the older slot. The
+// caller syncs afterwards.
+func (m *metaFile) setDurable(v [4]int64) {
+	g0, _, ok0 := m.slot(0)
+	g1, _, ok1 := m.slot(1)
+	if !ok0 {
+		g0 = 0
+	}
+	if !ok1 {
+		g1 = 0
+	}
+	if g0 > g1 {
+		m.writeSlot(1, g0+1, v)
+	} else {
+		m.writeSlot(0, g1+1, v)
+	}
+}
+
+// sync writes the mapped page to disk.
+func (m *metaFile) sync() error {
+	if err := unix.Msync(m.data, unix.MS_SYNC); err != nil {
+		return fmt.Errorf("sync %s: %w", m.path, err)
+	}
+	return nil
+}
+
+// close unmaps the file.
+func (m *metaFile) close() error {
+	if m.data == nil {
+		return nil
+	}
+	err := unix.Munmap(m.data)
+	m.data = nil
+	if err != nil {
+		return fmt.Errorf("unmap %s: %w", m.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package bigqueue
+
+import (
+	"os"
+	"time"
+)
+
+// Defaults, the same as the reference implementation's.
+const (
+	// DefaultArenaSize is the size of each arena file: 128 MiB.
+	DefaultArenaSize = 128 * 1024 * 1024
+	// DefaultMaxInMemArenas is how many arenas may be mapped at once.
+	DefaultMaxInMemArenas = 3
+	// DefaultPeriodicFlushOps is how many enqueues and dequeues trigger a flush.
+	DefaultPeriodicFlushOps = 1_000_000
+	// DefaultPeriodicFlushDuration is how often the queue is flushed.
+	DefaultPeriodicFlushDuration = time.Second
+
+	// minMaxInMemArenas is the smallest non-zero memory cap: head, tail and
+	// one arena in between.
+	minMaxInMemArenas = 3
+)
+
+// config holds the settings of one queue. Options fill it in.
+type config struct {
+	arenaSize      int
+	maxInMemArenas int
+	flushOps       int64
+	flushPeriod    time.Duration
+	maxDiskUsage   int64
+}
+
+// Option configures a queue. It is passed to NewMmapQueue and returns an
+// error when its value is not valid.
+type Option func(*config) error
+
+func defaultConfig() config {
+	return config{
+		arenaSize:      DefaultArenaSize,
+		maxInMemArenas: DefaultMaxInMemArenas,
+		flushOps:       DefaultPeriodicFlushOps,
+		flushPeriod:    DefaultPeriodicFlushDuration,
+	}
+}
+
+// SetArenaSize sets the size of each arena file, the unit in which the queue
+// grows and gives disk space back. It must be at least the operating system's
+// page size (os.Getpagesize), or NewMmapQueue returns ErrTooSmallArenaSize.
+// A queue keeps the arena size it was created with: reopening it with
+// another size returns ErrInvalidArenaSize. The default is 128 MiB.
+func SetArenaSize(arenaSize int) Option {
+	return func(c *config) error {
+		if arenaSize < os.Getpagesize() {
+			return ErrTooSmallArenaSize
+		}
+		c.arenaSize = arenaSize
+		return nil
+	}
+}
+
+// SetMaxInMemArenas caps how many arenas are mapped into memory at once;
+// 0 means no cap (the operating system pages arenas in and out). A cap of 1
+// or 2 returns ErrTooFewInMemArenas. The default is 3.
+func SetMaxInMemArenas(maxInMemArenas int) Option {
+	return func(c *config) error {
+		if maxInMemArenas != 0 && maxInMemArenas < minMaxInMemArenas {
+			return ErrTooFewInMemArenas
+		}
+		c.maxInMemArenas = maxInMemArenas
+		return nil
+	}
+}
+
+// SetPeriodicFlushOps flushes the queue after this many enqueues and
+// dequeues. The flush runs in the background and is best effort; a value
+// <= 0 disables it. The default is 1,000,000.
+func SetPeriodicFlushOps(flushMutOps int64) Option {
+	return func(c *config) error {
+		c.flushOps = flushMutOps
+		return nil
+	}
+}
+
+// SetPeriodicFlushDuration flushes the queue in the background at this
+// interval; a value <= 0 disables it. The default is one second.
+func SetPeriodicFlushDuration(flushPeriod time.Duration) Option {
+	return func(c *config) error {
+		c.flushPeriod = flushPeriod
+		return nil
+	}
+}
+
+// SetMaxDiskUsage caps the bytes the queue's files may take on disk: arenas
+// at their full size, the index and the consumer files. An Enqueue that
+// would need more returns ErrQueueFull and changes nothing; once consumers
+// have read past whole arenas and those are deleted, enqueues succeed again.
+// A value <= 0 means no cap, which is the default.
+func SetMaxDiskUsage(bytes int64) Option {
+	return func(c *config) error {
+		c.maxDiskUsage = bytes
+		return nil
+	}
+}

@@ -1,0 +1,91 @@
+package bigqueue
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// recover restores head and tail from the index after any kind of stop.
+//
+// The durable slot of the index holds head and tail as of the last Flush,
+// which had synced every arena before it: everything before that tail is on
+// disk. Records after it may or may not have reached the disk before a
+// crash, so each is verified (magic, bounds, checksum with its position)
+// and the queue ends before the first one that fails, or before an
+// unfinished batch. The live slot, written after every Enqueue, bounds the
+// walk: it is exact after a process crash, and past it lie only records
+// whose Enqueue had not returned. When the live slot's checksum fails, the
+// walk goes on to the end of the arena files.
+func (q *MmapQueue) recover() error {
+	_, v, ok := q.idx.durable()
+	if !ok {
+		return fmt.Errorf("%s: no durable state with a valid checksum: %w", q.idx.path, ErrCorrupt)
+	}
+	head, tail := position{v[0], v[1]}, position{v[2], v[3]}
+	if head.pos < 0 || head.seq < 0 || tail.pos < head.pos || tail.seq < head.seq ||
+		(tail.seq-head.seq) > (tail.pos-head.pos)/headerSize {
+		return fmt.Errorf("%s: head %+v and tail %+v are inconsistent: %w", q.idx.path, head, tail, ErrCorrupt)
+	}
+	q.head, q.syncedHead, q.syncedTail = head, head, tail
+
+	// Arenas before the head's were being deleted when the process stopped.
+	first, _ := q.arenaOf(head.pos)
+	ids := q.am.ids()
+	for _, id := range ids {
+		if id < first {
+			if err := q.am.remove(id); err != nil {
+				return err
+			}
+		}
+	}
+
+	limit := tail.pos
+	if len(ids) > 0 {
+		limit = max(limit, (ids[len(ids)-1]+1)*int64(q.conf.arenaSize))
+	}
+	if pos, seq, ok := q.idx.live(); ok && pos >= tail.pos && seq >= tail.seq {
+		limit = min(limit, pos)
+	}
+	if limit < 0 { // overflow from a huge arena id
+		limit = math.MaxInt64
+	}
+
+	committed, at := tail, tail
+	for at.pos < limit {
+		_, next, flags, err := q.readRecord(at.pos, limit, nil, false)
+		if errors.Is(err, ErrCorrupt) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		at = position{next, at.seq + 1}
+		if flags&flagBatchMore == 0 {
+			committed = at
+		}
+	}
+	q.tail = committed
+	q.idx.setLive(committed.pos, committed.seq)
+	return nil
+}
+
+// clampConsumers keeps every consumer between head and tail. A consumer can
+// be behind the head when a crash lost its last position after the arenas
+// it pointed into were deleted, and ahead of the tail when records it had
+// read were lost with the machine; either way it resumes at the nearest
+// message that exists.
+func (q *MmapQueue) clampConsumers() {
+	for _, st := range q.allConsumers() {
+		at := st.at
+		if at.pos < q.head.pos || at.seq < q.head.seq {
+			at = q.head
+		}
+		if at.pos > q.tail.pos || at.seq > q.tail.seq {
+			at = q.tail
+		}
+		if at != st.at {
+			st.setAt(at)
+		}
+	}
+}
