@@ -1,0 +1,82 @@
+/*
+Package bigqueue is an embedded, persistent FIFO queue kept in a directory of
+memory-mapped files, with named consumers whose positions survive restarts.
+
+It has the API of github.com/grandecola/bigqueue v0.6.0, so a program can
+switch by changing the import path, and adds crash safety, disk that is given
+back once consumers have read past it, a disk cap, blocking and
+allocation-free reads, batches and consumer management.
+
+# Basics
+
+	q, err := bigqueue.NewMmapQueue(dir)          // dir must exist
+	defer q.Close()
+	err = q.Enqueue([]byte("hello"))
+	msg, err := q.Dequeue()                      // ErrEmptyQueue when there is none
+
+A message may have any length, including zero and more than an arena. The
+queue reads through a default consumer (Dequeue, Peek, Len, IsEmpty on the
+queue); NewConsumer("name") gives another reader with its own position, which
+starts at the oldest message kept and is found again by name after a restart.
+
+# Durability
+
+What survives a crash, as a contract:
+
+ 1. When Enqueue, EnqueueBatch or a Dequeue returns, its effect survives a
+    crash of the process (kill -9): the data is in memory shared with the
+    kernel's page cache.
+ 2. When Flush returns, every effect before it survives a crash of the
+    machine (power loss): arenas, then consumer files, then the index are
+    synced to disk, in that order.
+ 3. Reopening after any crash gives the queue as of some moment at or after
+    the last completed Flush: a FIFO prefix of what was enqueued, nothing
+    reordered, nothing invented, nothing flushed lost. Dequeues that were not
+    flushed may be delivered again (at least once). A batch is kept whole or
+    not at all.
+
+Every record carries a CRC-32C over its position, length and bytes. The index
+remembers the tail the last Flush made durable; on open, only the records
+after it are verified, and the queue ends before the first one that fails. A
+region of zeros never parses as a record.
+
+By default a background flush runs every second and after every 1,000,000
+enqueues and dequeues (SetPeriodicFlushDuration, SetPeriodicFlushOps). Close
+flushes too.
+
+# Disk
+
+The stream of records is cut into arena files of a fixed size
+(SetArenaSize, 128 MiB by default) whose space is reserved with fallocate
+(F_PREALLOCATE on macOS) before they are written, so a full file system makes
+Enqueue return an error instead of killing the process. An arena that every
+consumer, the default one included, has read past is deleted at the next
+flush: disk use follows the slowest consumer. SetMaxDiskUsage caps it;
+Enqueue returns ErrQueueFull past the cap. At most SetMaxInMemArenas arenas
+(3 by default, 0 for no cap) are mapped at once.
+
+# Concurrency
+
+Every method of MmapQueue and Consumer is safe for concurrent use. A directory
+is opened by one MmapQueue at a time: another open, in this process or
+another, fails with ErrLocked. After Close every method returns ErrClosed
+(IsEmpty returns true, Len 0).
+
+# Errors
+
+Errors are sentinels (ErrEmptyQueue, ErrCorrupt, ErrClosed, ...) or wrap one
+with the file, position or value involved: test them with errors.Is. Damaged
+files give ErrCorrupt or ErrIncompatibleVersion, never a panic; Dequeue of a
+record whose checksum fails returns ErrCorrupt and does not move the consumer.
+
+# Files
+
+A queue directory holds:
+
+	LOCK                   advisory lock of the open queue
+	index.dat              arena size, head and tail (index.go)
+	consumer-default.dat   the default consumer's position (consumer.go)
+	consumer-<hash>.dat    one per named consumer
+	arena-<id>.dat         the records (record.go), arenaSize bytes each
+*/
+package bigqueue

@@ -1,0 +1,5 @@
+package bigqueue
+
+import "golang.org/x/sys/unix"
+
+var errENOMEMForTest error = unix.ENOMEM
