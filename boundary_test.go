@@ -1,0 +1,89 @@
+package bigqueue
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestArenaBoundaries writes messages of every size around the arena size,
+// and headers at every offset around an arena's end, then reads them back
+// through a consumer, after a reopen and through the default consumer.
+func TestArenaBoundaries(t *testing.T) {
+	const a = testArenaSize
+	// Every message size within 16 bytes of one and two arenas, each written
+	// at three offsets: an arena's start, its middle, its last header slot.
+	type pair struct{ off, size int }
+	var pairs []pair
+	for d := -16; d <= 16; d++ {
+		for _, off := range []int{0, a / 2, a - headerSize} {
+			pairs = append(pairs, pair{off, a + d}, pair{off, 2*a + d})
+		}
+	}
+	// Every offset within headerSize+8 bytes of an arena's end, and the
+	// first 8 of the next, each with a few sizes.
+	for off := a - headerSize - 8; off < a+8; off++ {
+		for _, size := range []int{0, 1, 8, a - headerSize, a - 1, a, a + 1} {
+			pairs = append(pairs, pair{off % a, size})
+		}
+	}
+
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	c, err := q.NewConsumer("reader")
+	require.NoError(t, err)
+	type msg struct {
+		seq  uint64
+		size int
+	}
+	var want []msg
+	seq := uint64(0)
+	enqueue := func(size int) {
+		require.NoError(t, q.Enqueue(seqMessage(seq, size)))
+		want = append(want, msg{seq, size})
+		seq++
+	}
+	read := func(dequeue func() ([]byte, error), from int) {
+		for _, w := range want[from:] {
+			m, err := dequeue()
+			require.NoError(t, err, "message %d", w.seq)
+			if w.size < 8 {
+				require.Len(t, m, w.size)
+				continue
+			}
+			requireSeqMessage(t, m, w.seq, w.size)
+		}
+		_, err := dequeue()
+		require.ErrorIs(t, err, ErrEmptyQueue)
+	}
+	for i, p := range pairs {
+		off, size := p.off, p.size
+		{
+			// Pad so that the next record is written at offset off.
+			pad := 8
+			for int(q.recordEnd(q.tail.pos, pad)%a) != off {
+				pad++
+			}
+			enqueue(pad)
+			before := q.tail.pos
+			enqueue(size)
+			// The header never straddles an arena.
+			start := q.recordStart(before)
+			require.LessOrEqual(t, start%a+headerSize, int64(a))
+			if a-off >= headerSize {
+				require.Equal(t, before, start, "header fits at offset %d", off)
+			} else {
+				require.Equal(t, int64(0), start%a, "header skips to the next arena from offset %d", off)
+			}
+		}
+		if i%50 == 49 || i == len(pairs)-1 {
+			read(c.Dequeue, len(want)-2*(i%50+1))
+		}
+	}
+	require.NoError(t, q.Check())
+	require.NoError(t, q.Close())
+
+	q = smallQueue(t, dir, SetMaxInMemArenas(3))
+	require.Equal(t, len(want), q.Len())
+	read(q.Dequeue, 0)
+}
