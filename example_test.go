@@ -1,0 +1,196 @@
+package bigqueue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/seed-ff72c416/bigqueue"
+)
+
+// A queue in a directory: enqueue, then dequeue in FIFO order.
+func ExampleMmapQueue() {
+	dir, err := os.MkdirTemp("", "bigqueue-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+
+	q, err := bigqueue.NewMmapQueue(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = q.Close() }()
+
+	if err := q.Enqueue([]byte("hello")); err != nil {
+		log.Fatal(err)
+	}
+	if err := q.EnqueueString("world"); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(q.Len())
+	for {
+		msg, err := q.Dequeue()
+		if errors.Is(err, bigqueue.ErrEmptyQueue) {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(string(msg))
+	}
+	// Output:
+	// 2
+	// hello
+	// world
+}
+
+// Named consumers read the same messages, each at its own pace, and find
+// their position again after a restart.
+func ExampleMmapQueue_NewConsumer() {
+	dir, err := os.MkdirTemp("", "bigqueue-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+
+	q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(64*1024))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, m := range []string{"a", "b", "c"} {
+		if err := q.EnqueueString(m); err != nil {
+			log.Fatal(err)
+		}
+	}
+	audit, err := q.NewConsumer("audit")
+	if err != nil {
+		log.Fatal(err)
+	}
+	first, _ := audit.DequeueString()
+	fmt.Println("audit read", first)
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	q, err = bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(64*1024))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = q.Close() }()
+	audit, err = q.NewConsumer("audit")
+	if err != nil {
+		log.Fatal(err)
+	}
+	next, _ := audit.DequeueString()
+	fmt.Println("after restart audit reads", next, "with", audit.Len(), "left")
+	mirror, err := q.FromConsumer("mirror", audit)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("mirror starts with", mirror.Len(), "left")
+	fmt.Println(q.Consumers())
+	// Output:
+	// audit read a
+	// after restart audit reads b with 1 left
+	// mirror starts with 1 left
+	// [audit mirror]
+}
+
+// DequeueWait blocks until a message arrives, the context ends or the
+// queue is closed.
+func ExampleMmapQueue_DequeueWait() {
+	dir, err := os.MkdirTemp("", "bigqueue-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(64*1024))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = q.Close() }()
+
+	go func() {
+		_ = q.EnqueueString("job-1")
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg, err := q.DequeueWait(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(msg))
+
+	ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, err = q.DequeueWait(ctx)
+	fmt.Println(err)
+	// Output:
+	// job-1
+	// context deadline exceeded
+}
+
+// EnqueueBatch adds several messages at once, all or none; Peek looks at the
+// head without consuming it; DequeueAppend reuses a buffer.
+func ExampleMmapQueue_EnqueueBatch() {
+	dir, err := os.MkdirTemp("", "bigqueue-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(64*1024))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = q.Close() }()
+
+	batch := [][]byte{[]byte("x"), []byte("y"), []byte("z")}
+	if err := q.EnqueueBatch(batch); err != nil {
+		log.Fatal(err)
+	}
+	head, _ := q.Peek()
+	fmt.Println("peek", string(head), "len", q.Len())
+	buf := make([]byte, 0, 128)
+	for !q.IsEmpty() {
+		buf, err = q.DequeueAppend(buf[:0])
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Print(string(buf))
+	}
+	fmt.Println()
+	// Output:
+	// peek x len 3
+	// xyz
+}
+
+// Flush makes everything before it survive a power loss; without it, the
+// background flush does so within a second by default.
+func ExampleMmapQueue_Flush() {
+	dir, err := os.MkdirTemp("", "bigqueue-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	q, err := bigqueue.NewMmapQueue(dir,
+		bigqueue.SetArenaSize(64*1024),
+		bigqueue.SetPeriodicFlushDuration(100*time.Millisecond),
+		bigqueue.SetMaxDiskUsage(1<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = q.Close() }()
+	if err := q.EnqueueString("durable"); err != nil {
+		log.Fatal(err)
+	}
+	if err := q.Flush(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("flushed", q.Len())
+	// Output:
+	// flushed 1
+}
