@@ -1,0 +1,58 @@
+package main
+
+import (
+	"slices"
+	"time"
+)
+
+// percentiles are the latency quantiles bench reports, besides the maximum.
+var percentiles = []struct {
+	label string
+	q     float64
+}{
+	{"p50", 0.50},
+	{"p90", 0.90},
+	{"p99", 0.99},
+	{"p99.9", 0.999},
+}
+
+// latencySummary is the distribution of one phase's per-operation times.
+type latencySummary struct {
+	quantiles []time.Duration // one per entry of percentiles
+	max       time.Duration
+}
+
+// summarize sorts lat in place and returns its percentiles by the
+// nearest-rank method: the q quantile is the smallest sample that at least
+// q of the samples are less than or equal to. lat must not be empty.
+func summarize(lat []time.Duration) latencySummary {
+	slices.Sort(lat)
+	s := latencySummary{max: lat[len(lat)-1]}
+	for _, p := range percentiles {
+		s.quantiles = append(s.quantiles, lat[nearestRank(len(lat), p.q)])
+	}
+	return s
+}
+
+// nearestRank returns the index in a sorted sample of n values of its q
+// quantile (0 < q <= 1): ceil(q*n)-1, clamped to the sample.
+func nearestRank(n int, q float64) int {
+	// Computed in integers where possible: q*n in floating point can land
+	// just above an integer (0.9*10 = 9.000000000000002) and skip a rank.
+	perMille := int(q*1000 + 0.5)
+	rank := (perMille*n + 999) / 1000
+	return min(max(rank-1, 0), n-1)
+}
+
+// timerOverhead estimates what reading the clock twice around an operation
+// adds to each measured latency: the median of many empty measurements.
+func timerOverhead() time.Duration {
+	const samples = 1001
+	lat := make([]time.Duration, samples)
+	for i := range lat {
+		t0 := time.Now()
+		lat[i] = time.Since(t0)
+	}
+	slices.Sort(lat)
+	return lat[samples/2]
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/seed-ff72c416/bigqueue"
+)
+
+// openQueue opens the queue in dir at the arena size recorded in it, so the
+// user never has to repeat the size a queue was created with. When dir holds
+// no queue, create decides: false is an error, true makes the directory (the
+// library does not) and a new queue with arenas of newArenaSize bytes. The
+// library's errors are turned into messages that say what to do about them.
+func openQueue(dir string, create bool, newArenaSize int, opts ...bigqueue.Option) (*bigqueue.MmapQueue, error) {
+	if dir == "" {
+		return nil, errors.New("the queue directory is an empty string")
+	}
+	size, err := bigqueue.ReadArenaSize(dir)
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist) && create:
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create queue directory: %w", err)
+		}
+		size = newArenaSize
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("no queue in %s", dir)
+	default:
+		return nil, describeOpenError(dir, err)
+	}
+	all := append([]bigqueue.Option{bigqueue.SetArenaSize(size)}, opts...)
+	q, err := bigqueue.NewMmapQueue(dir, all...)
+	if err != nil {
+		return nil, describeOpenError(dir, err)
+	}
+	return q, nil
+}
+
+// describeOpenError explains why the queue in dir could not be opened.
+func describeOpenError(dir string, err error) error {
+	switch {
+	case errors.Is(err, bigqueue.ErrLocked):
+		return fmt.Errorf("queue %s is in use by another process", dir)
+	case errors.Is(err, bigqueue.ErrCorrupt):
+		return fmt.Errorf("queue %s is damaged: %w", dir, err)
+	case errors.Is(err, bigqueue.ErrIncompatibleVersion):
+		return fmt.Errorf("queue %s was written in a format this bigqueue does not read: %w", dir, err)
+	case errors.Is(err, bigqueue.ErrTooSmallArenaSize):
+		return fmt.Errorf("arena size too small: the minimum is the page size, %d bytes", os.Getpagesize())
+	default:
+		return fmt.Errorf("open queue %s: %w", dir, err)
+	}
+}
+
+// closeQueue flushes q, so that everything the command did survives a
+// crash of the machine, and closes it. It returns the first error of each.
+func closeQueue(q *bigqueue.MmapQueue) error {
+	var errs []error
+	if err := q.Flush(); err != nil {
+		errs = append(errs, fmt.Errorf("flush queue: %w", err))
+	}
+	if err := q.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close queue: %w", err))
+	}
+	return errors.Join(errs...)
+}
