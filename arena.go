@@ -31,33 +31,17 @@ var mmapFile = func(fd int, size int) ([]byte, error) {
 	return unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 }
 
-// createArenaFile makes sure the arena file at path exists with all of its
-// size bytes allocated on disk. A file it created and could not allocate is
-// removed again, so a full disk leaves nothing behind.
-func createArenaFile(path string, size int) (err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("create arena %s: %w", path, err)
+// openArena maps the arena file at path. With create set, the file is
+// created if need be and all its size bytes are allocated on disk first; a
+// file it created and could not allocate is removed again, so a full disk
+// leaves nothing behind. Without it, a missing file, or one shorter than
+// size (reading past its end would be a SIGBUS), is corrupt.
+func openArena(path string, id int64, size int, create bool) (*arena, error) {
+	flag := os.O_RDWR
+	if create {
+		flag |= os.O_CREATE
 	}
-	fi, statErr := f.Stat()
-	created := statErr == nil && fi.Size() == 0
-	if err := allocateFile(f, int64(size)); err != nil {
-		_ = f.Close()
-		if created {
-			_ = os.Remove(path)
-		}
-		return fmt.Errorf("allocate %d bytes for arena %s: %w", size, path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close arena %s: %w", path, err)
-	}
-	return nil
-}
-
-// mapArena maps the existing arena file at path. A missing file, or one
-// shorter than size (reading past its end would be a SIGBUS), is corrupt.
-func mapArena(path string, id int64, size int) (*arena, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.OpenFile(path, flag, 0o644)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("arena %s is missing: %w", path, ErrCorrupt)
@@ -69,7 +53,14 @@ func mapArena(path string, id int64, size int) (*arena, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stat arena %s: %w", path, err)
 	}
-	if fi.Size() < int64(size) {
+	if create {
+		if err := allocateFile(f, int64(size)); err != nil {
+			if fi.Size() == 0 {
+				_ = os.Remove(path)
+			}
+			return nil, fmt.Errorf("allocate %d bytes for arena %s: %w", size, path, err)
+		}
+	} else if fi.Size() < int64(size) {
 		return nil, fmt.Errorf("arena %s is %d bytes, want %d: %w", path, fi.Size(), size, ErrCorrupt)
 	}
 	data, err := mmapFile(int(f.Fd()), size)

@@ -109,44 +109,65 @@ func (m *arenaManager) get(id int64) (*arena, error) {
 		m.touch(a)
 		return a, nil
 	}
-	return m.load(id)
+	return m.load(id, false)
 }
 
 // getForWrite returns arena id mapped, with its file created and all its
 // blocks allocated, for the writer.
 func (m *arenaManager) getForWrite(id int64) (*arena, error) {
-	if id > m.writable {
-		if err := m.prepare(id); err != nil {
+	if id <= m.writable {
+		return m.get(id)
+	}
+	a, ok := m.mapped[id]
+	if ok {
+		// Mapped by a reader: only the allocation is missing.
+		if err := m.allocate(id); err != nil {
 			return nil, err
 		}
-	}
-	return m.get(id)
-}
-
-// prepare creates and allocates the file of arena id for writing.
-func (m *arenaManager) prepare(id int64) error {
-	if err := createArenaFile(m.path(id), m.size); err != nil {
-		return err
+		m.touch(a)
+	} else {
+		var err error
+		if a, err = m.load(id, true); err != nil {
+			return nil, err
+		}
 	}
 	if !m.exists(id) {
 		m.onDisk[id] = struct{}{}
 		m.created = true
 	}
 	m.writable = id
+	return a, nil
+}
+
+// allocate makes sure all the blocks of the existing file of arena id are
+// allocated.
+func (m *arenaManager) allocate(id int64) error {
+	f, err := os.OpenFile(m.path(id), os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("open arena %s: %w", m.path(id), err)
+	}
+	err = allocateFile(f, int64(m.size))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("allocate arena %s: %w", m.path(id), err)
+	}
 	return nil
 }
 
-// load maps arena id, unmapping the least recently used arenas first when
-// the cap is reached, or when the kernel refuses another mapping (ENOMEM:
-// vm.max_map_count or address space).
-func (m *arenaManager) load(id int64) (*arena, error) {
+// load maps arena id, creating its file when create is set, and unmaps the
+// least recently used arenas first when the cap is reached, or when the
+// kernel refuses another mapping (ENOMEM: vm.max_map_count or address
+// space).
+func (m *arenaManager) load(id int64, create bool) (*arena, error) {
 	for m.max > 0 && len(m.mapped) >= m.max {
 		if err := m.evict(); err != nil {
 			return nil, err
 		}
 	}
 	for {
-		a, err := mapArena(m.path(id), id, m.size)
+		a, err := openArena(m.path(id), id, m.size, create)
 		if err == nil {
 			m.mapped[id] = a
 			m.pushFront(a)

@@ -38,6 +38,7 @@ type MmapQueue struct {
 	waiters    chan struct{} // closed to wake DequeueWait; nil while none waits
 	mutOps     int64         // enqueues and dequeues since the last flush
 	bgErr      error         // first error of the periodic flush not yet reported
+	crcScratch [crcPrefixSize]byte
 
 	flushReq chan struct{} // asks the flusher for a flush (op count reached)
 	quit     chan struct{} // closed by Close to stop the flusher
@@ -264,6 +265,7 @@ func (q *MmapQueue) EnqueueBatch(messages [][]byte) error {
 // commits them, then waiters are woken.
 func (q *MmapQueue) advanceTail(t position, ops int64) {
 	q.tail = t
+	q.clearHeaderAt(t.pos)
 	q.idx.setLive(t.pos, t.seq)
 	if q.waiters != nil {
 		close(q.waiters)

@@ -77,10 +77,14 @@ func parseHeader(b []byte, pos int64) (recordHeader, error) {
 	return h, nil
 }
 
+// crcPrefixSize is the size of what the checksum covers before the message.
+const crcPrefixSize = 18
+
 // crcStart begins the checksum of a record at pos with the given flags and
-// length; the message bytes are added with crc32.Update(crc, castagnoli, ...).
-func crcStart(pos int64, flags uint16, length uint64) uint32 {
-	var b [18]byte
+// length, using b as scratch space (crc32.Update's argument escapes, so a
+// caller on the hot path passes memory it owns); the message bytes are added
+// with crc32.Update(crc, castagnoli, ...).
+func crcStart(b *[crcPrefixSize]byte, pos int64, flags uint16, length uint64) uint32 {
 	binary.LittleEndian.PutUint64(b[0:], uint64(pos))
 	binary.LittleEndian.PutUint16(b[8:], flags)
 	binary.LittleEndian.PutUint64(b[10:], length)
@@ -103,7 +107,7 @@ func decodeRecord(buf []byte, pos int64) (msg []byte, size int, err error) {
 		return nil, 0, fmt.Errorf("record at position %d: length %d past the end of the data: %w", pos, h.length, ErrCorrupt)
 	}
 	msg = buf[headerSize : headerSize+int(h.length)]
-	if crc := crc32.Update(crcStart(pos, h.flags, h.length), castagnoli, msg); crc != h.crc {
+	if crc := crc32.Update(crcStart(new([crcPrefixSize]byte), pos, h.flags, h.length), castagnoli, msg); crc != h.crc {
 		return nil, 0, fmt.Errorf("record at position %d: checksum %#08x, want %#08x: %w", pos, crc, h.crc, ErrCorrupt)
 	}
 	return msg, headerSize + int(h.length), nil
@@ -115,7 +119,7 @@ func encodeRecord(dst []byte, pos int64, flags uint16, msg []byte) []byte {
 	var hdr [headerSize]byte
 	putHeader(hdr[:], recordHeader{
 		flags:  flags,
-		crc:    crc32.Update(crcStart(pos, flags, uint64(len(msg))), castagnoli, msg),
+		crc:    crc32.Update(crcStart(new([crcPrefixSize]byte), pos, flags, uint64(len(msg))), castagnoli, msg),
 		length: uint64(len(msg)),
 	})
 	return append(append(dst, hdr[:]...), msg...)

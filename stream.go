@@ -41,7 +41,7 @@ func (q *MmapQueue) writeRecord(pos int64, msg []byte, flags uint16) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	crc := crc32.Update(crcStart(start, flags, uint64(len(msg))), castagnoli, msg)
+	crc := crc32.Update(crcStart(&q.crcScratch, start, flags, uint64(len(msg))), castagnoli, msg)
 	putHeader(a.data[off:], recordHeader{flags: flags, crc: crc, length: uint64(len(msg))})
 	pos = start + headerSize
 	for len(msg) > 0 {
@@ -56,6 +56,28 @@ func (q *MmapQueue) writeRecord(pos int64, msg []byte, flags uint16) (int64, err
 		pos += int64(n)
 	}
 	return pos, nil
+}
+
+// clearHeaderAt zeroes the header slot of the record that would be written
+// at pos, the tail, before the tail is published. Past the tail may lie
+// whole records that were written but never published (a batch cut short by
+// a kill -9); when the live slot of the index later fails its checksum,
+// recovery reads on from record to record, and would take such a record for
+// one that follows the tail. An arena that is not on disk holds nothing to
+// clear; one that cannot be mapped is not read either.
+func (q *MmapQueue) clearHeaderAt(pos int64) {
+	id, off := q.arenaOf(q.recordStart(pos))
+	a := q.am.front
+	if a == nil || a.id != id {
+		if !q.am.exists(id) {
+			return
+		}
+		var err error
+		if a, err = q.am.getForWrite(id); err != nil {
+			return
+		}
+	}
+	clear(a.data[off : off+headerSize])
 }
 
 // readHeader decodes the header of the record at pos, which lies before
@@ -97,7 +119,7 @@ func (q *MmapQueue) readRecord(pos, limit int64, dst []byte, copyOut bool) (out 
 			dst = slices.Grow(dst, n)
 		}
 	}
-	crc := crcStart(start, h.flags, h.length)
+	crc := crcStart(&q.crcScratch, start, h.flags, h.length)
 	p := start + headerSize
 	for left := n; left > 0; {
 		id, off := q.arenaOf(p)

@@ -1,0 +1,39 @@
+# The front door: `make test` is what CI runs.
+GO ?= go
+MODULES := . ./cmd/bigqueue ./benchmarks
+FUZZTIME ?= 30s
+GOLANGCI_LINT_VERSION := v2.15.0
+
+.PHONY: test vet bench compare lint fuzz
+
+## test: format and vet checks (also for macOS), then every module's tests with -race.
+##       The fuzz targets' seed corpora run as part of the library's tests.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m .
+	cd cmd/bigqueue && $(GO) test -race -count=1 -timeout 10m ./...
+	cd benchmarks && $(GO) test -race -count=1 -timeout 10m ./...
+
+vet:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@for m in $(MODULES); do (cd $$m && echo "vet $$m" && $(GO) vet ./... && GOOS=darwin $(GO) vet ./...) || exit 1; done
+
+## bench: the library's benchmarks (the reference's names, plus parallel,
+##        batch, flush and restart cases). BENCH selects, COUNT repeats.
+BENCH ?= .
+COUNT ?= 1
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=$(COUNT) -timeout 120m .
+
+## compare: this project against the reference and its peers, one table.
+compare:
+	cd benchmarks && $(GO) run ./cmd/compare
+
+## lint: golangci-lint over every module (installed on first use).
+lint:
+	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@for m in $(MODULES); do (cd $$m && echo "lint $$m" && golangci-lint run ./...) || exit 1; done
+
+## fuzz: each fuzz target for FUZZTIME.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenDamaged$$' -fuzztime $(FUZZTIME) .
