@@ -1,0 +1,294 @@
+package bigqueue
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// dirBlocks returns the bytes allocated on disk by the files in dir.
+func dirBlocks(t *testing.T, dir string) int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var total int64
+	for _, e := range entries {
+		var st syscall.Stat_t
+		require.NoError(t, syscall.Stat(filepath.Join(dir, e.Name()), &st))
+		total += st.Blocks * 512
+	}
+	return total
+}
+
+func arenaFiles(t *testing.T, dir string) int {
+	t.Helper()
+	matches, err := filepath.Glob(filepath.Join(dir, arenaPrefix+"*"+arenaSuffix))
+	require.NoError(t, err)
+	return len(matches)
+}
+
+// TestReclaimFollowsSlowestConsumer measures the blocks of the directory
+// while the default consumer and a lagging named consumer read.
+func TestReclaimFollowsSlowestConsumer(t *testing.T) {
+	const arenaSize = 64 << 10
+	dir := t.TempDir()
+	q := openQueue(t, dir, SetArenaSize(arenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	lag, err := q.NewConsumer("lag")
+	require.NoError(t, err)
+	const n, size = 2000, 1000 // ~2 MB: 31 arenas
+	for i := range uint64(n) {
+		require.NoError(t, q.Enqueue(seqMessage(i, size)))
+	}
+	require.NoError(t, q.Flush())
+	full := dirBlocks(t, dir)
+	require.GreaterOrEqual(t, full, int64(30*arenaSize))
+	arenas := arenaFiles(t, dir)
+
+	// The default consumer reads everything; the lagging one nothing: no
+	// arena may go.
+	for range n {
+		_, err := q.Dequeue()
+		require.NoError(t, err)
+	}
+	require.NoError(t, q.Flush())
+	require.Equal(t, arenas, arenaFiles(t, dir))
+
+	// The lagging consumer reads half: about half the arenas go.
+	for i := range uint64(n / 2) {
+		m, err := lag.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, i, size)
+	}
+	require.NoError(t, q.Flush())
+	half := dirBlocks(t, dir)
+	require.InDelta(t, arenas/2, arenaFiles(t, dir), 2)
+	require.Less(t, half, full*6/10)
+
+	// A consumer created now starts at the oldest message kept, which is
+	// where the slowest consumer stood when arenas were deleted.
+	late, err := q.NewConsumer("late")
+	require.NoError(t, err)
+	m, err := late.Dequeue()
+	require.NoError(t, err)
+	requireSeqMessage(t, m, n/2, size)
+	require.Equal(t, n/2-1, late.Len())
+
+	// Across a reopen, the same.
+	require.NoError(t, q.Close())
+	q = openQueue(t, dir, SetArenaSize(arenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	require.InDelta(t, arenas/2, arenaFiles(t, dir), 2)
+	lag, err = q.NewConsumer("lag")
+	require.NoError(t, err)
+	m, err = lag.Peek()
+	require.NoError(t, err)
+	requireSeqMessage(t, m, n/2, size)
+
+	// Deleting the laggards frees everything but the arena being written.
+	require.NoError(t, q.DeleteConsumer("late"))
+	require.NoError(t, q.DeleteConsumer("lag"))
+	require.LessOrEqual(t, arenaFiles(t, dir), 1)
+	require.Less(t, dirBlocks(t, dir), int64(2*arenaSize))
+	require.Empty(t, q.Consumers())
+	err = q.DeleteConsumer("lag")
+	require.ErrorIs(t, err, ErrUnknownConsumer)
+	require.True(t, q.IsEmpty())
+	require.NoError(t, q.Enqueue([]byte("after")))
+	got, err := q.Dequeue()
+	require.NoError(t, err)
+	require.Equal(t, "after", string(got))
+}
+
+// TestReclaimHalfReadArena checks that an arena is kept while any consumer
+// still has a message in it, even a message that began in an earlier arena.
+func TestReclaimHalfReadArena(t *testing.T) {
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	// A message spanning arenas 0..2, then small ones.
+	require.NoError(t, q.Enqueue(seqMessage(0, 2*testArenaSize+100)))
+	for i := range uint64(10) {
+		require.NoError(t, q.Enqueue(seqMessage(i+1, 100)))
+	}
+	// Read the big one and one small one: the consumer stands in arena 2.
+	for range 2 {
+		_, err := q.Dequeue()
+		require.NoError(t, err)
+	}
+	require.NoError(t, q.Flush())
+	_, err := os.Stat(filepath.Join(dir, arenaName(0)))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = os.Stat(filepath.Join(dir, arenaName(1)))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	_, err = os.Stat(filepath.Join(dir, arenaName(2)))
+	require.NoError(t, err, "the arena the consumer reads must stay")
+	for i := uint64(2); i <= 10; i++ {
+		m, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, i, 100)
+	}
+}
+
+// TestMaxDiskUsage fills a capped queue to ErrQueueFull, checks that the
+// failed Enqueue changed nothing, and that enqueues succeed again once the
+// consumer has read past whole arenas.
+func TestMaxDiskUsage(t *testing.T) {
+	const arenaSize = 16 << 10
+	const limit = 8*arenaSize + 4*metaSize // 8 arenas and the meta files
+	dir := t.TempDir()
+	q := openQueue(t, dir, SetArenaSize(arenaSize), SetMaxDiskUsage(limit),
+		SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	_, err := q.NewConsumer("c")
+	require.NoError(t, err)
+	var n uint64
+	for ; ; n++ {
+		err := q.Enqueue(seqMessage(n, 1000))
+		if errors.Is(err, ErrQueueFull) {
+			break
+		}
+		require.NoError(t, err)
+	}
+	require.Greater(t, n, uint64(100))
+	require.Equal(t, int(n), q.Len())
+	require.LessOrEqual(t, arenaFiles(t, dir), 8)
+	require.LessOrEqual(t, dirBlocks(t, dir), int64(limit))
+	// A message larger than what is left is refused too, and nothing moved.
+	tail := q.tail
+	require.ErrorIs(t, q.Enqueue(make([]byte, 3*arenaSize)), ErrQueueFull)
+	require.ErrorIs(t, q.EnqueueBatch([][]byte{{1}, make([]byte, arenaSize)}), ErrQueueFull)
+	require.Equal(t, tail, q.tail)
+	// A message bigger than the whole cap can never fit.
+	require.ErrorIs(t, q.Enqueue(make([]byte, limit)), ErrQueueFull)
+
+	// Only the default consumer reads: the named one pins every arena.
+	for i := range n / 2 {
+		m, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, i, 1000)
+	}
+	require.ErrorIs(t, q.Enqueue(seqMessage(n, 1000)), ErrQueueFull)
+	// Once the named consumer reads too, the full queue reclaims on its
+	// own, without a Flush from the caller.
+	c, err := q.NewConsumer("c")
+	require.NoError(t, err)
+	for range n / 2 {
+		_, err := c.Dequeue()
+		require.NoError(t, err)
+	}
+	require.NoError(t, q.Enqueue(seqMessage(n, 1000)))
+	for i := n / 2; i <= n; i++ {
+		m, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, i, 1000)
+	}
+	require.LessOrEqual(t, dirBlocks(t, dir), int64(limit))
+}
+
+func TestDequeueWaitEnqueueWakesEveryConsumer(t *testing.T) {
+	q := smallQueue(t, t.TempDir())
+	c, err := q.NewConsumer("c")
+	require.NoError(t, err)
+	type result struct {
+		msg []byte
+		err error
+	}
+	fromQueue := make(chan result)
+	fromConsumer := make(chan result)
+	go func() {
+		m, err := q.DequeueWait(context.Background())
+		fromQueue <- result{m, err}
+	}()
+	go func() {
+		m, err := c.DequeueWait(context.Background())
+		fromConsumer <- result{m, err}
+	}()
+	// Whether or not the waiters are blocked yet, the Enqueue reaches both.
+	require.NoError(t, q.Enqueue([]byte("wake")))
+	for _, ch := range []chan result{fromQueue, fromConsumer} {
+		select {
+		case r := <-ch:
+			require.NoError(t, r.err)
+			require.Equal(t, "wake", string(r.msg))
+		case <-time.After(10 * time.Second):
+			t.Fatal("DequeueWait was not woken by Enqueue")
+		}
+	}
+	require.True(t, q.IsEmpty())
+}
+
+func TestDequeueWaitDeadline(t *testing.T) {
+	q := smallQueue(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := q.DequeueWait(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// A cancelled context never consumes a message.
+	require.NoError(t, q.Enqueue([]byte("kept")))
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	_, err = q.DequeueWait(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, 1, q.Len())
+}
+
+func TestDequeueWaitWokenByClose(t *testing.T) {
+	q := smallQueue(t, t.TempDir())
+	c, err := q.NewConsumer("c")
+	require.NoError(t, err)
+	done := make(chan error, 2)
+	for _, wait := range []func(context.Context) ([]byte, error){q.DequeueWait, c.DequeueWait} {
+		go func() {
+			_, err := wait(context.Background())
+			done <- err
+		}()
+	}
+	// Close reaches them whether they wait already or not; spin until at
+	// least one registered, so that the blocked path is the one exercised.
+	for {
+		q.mu.Lock()
+		waiting := q.waiters != nil
+		q.mu.Unlock()
+		if waiting {
+			break
+		}
+		runtime.Gosched()
+	}
+	require.NoError(t, q.Close())
+	for range 2 {
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, ErrClosed)
+		case <-time.After(10 * time.Second):
+			t.Fatal("DequeueWait was not woken by Close")
+		}
+	}
+}
+
+// TestNoAllocations checks SPEC section 5: no allocation per Enqueue,
+// EnqueueString or DequeueAppend into a buffer with room.
+func TestNoAllocations(t *testing.T) {
+	q := openQueue(t, t.TempDir(), SetArenaSize(1<<20), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	msg := make([]byte, 128)
+	require.Zero(t, testing.AllocsPerRun(1000, func() {
+		if err := q.Enqueue(msg); err != nil {
+			t.Fatal(err)
+		}
+	}))
+	require.Zero(t, testing.AllocsPerRun(1000, func() {
+		if err := q.EnqueueString("a string message"); err != nil {
+			t.Fatal(err)
+		}
+	}))
+	buf := make([]byte, 0, 256)
+	require.Zero(t, testing.AllocsPerRun(1000, func() {
+		var err error
+		if buf, err = q.DequeueAppend(buf[:0]); err != nil {
+			t.Fatal(err)
+		}
+	}))
+}
