@@ -3,31 +3,29 @@
 package bigqueue
 
 import (
-	"os"
-
 	"golang.org/x/sys/unix"
 )
 
-// allocate reserves size bytes for f with fcntl(F_PREALLOCATE), first as one
+// allocate reserves size bytes for the file fd with fcntl(F_PREALLOCATE), first as one
 // contiguous extent and then as any extents, and sets the file's size.
-func allocate(f *os.File, size int64) error {
-	fi, err := f.Stat()
-	if err != nil {
+func allocate(fd int, size int64) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	if fi.Size() >= size {
+	if st.Size >= size {
 		return nil
 	}
 	store := unix.Fstore_t{
 		Flags:   unix.F_ALLOCATECONTIG | unix.F_ALLOCATEALL,
 		Posmode: unix.F_PEOFPOSMODE,
-		Length:  size - fi.Size(),
+		Length:  size - st.Size,
 	}
-	if err := unix.FcntlFstore(f.Fd(), unix.F_PREALLOCATE, &store); err != nil {
+	if err := unix.FcntlFstore(uintptr(fd), unix.F_PREALLOCATE, &store); err != nil {
 		store.Flags = unix.F_ALLOCATEALL
-		if err := unix.FcntlFstore(f.Fd(), unix.F_PREALLOCATE, &store); err != nil {
+		if err := unix.FcntlFstore(uintptr(fd), unix.F_PREALLOCATE, &store); err != nil {
 			return err
 		}
 	}
-	return f.Truncate(size)
+	return unix.Ftruncate(fd, size)
 }

@@ -3,8 +3,8 @@ package bigqueue
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,9 +21,9 @@ type arena struct {
 	prev, next *arena
 }
 
-// allocateFile reserves size bytes of disk for f, so that writes through a
-// mapping never meet a full disk (which would be a SIGBUS). It is a variable
-// so that tests can inject a failure.
+// allocateFile reserves size bytes of disk for the file fd, so that writes
+// through a mapping never meet a full disk (which would be a SIGBUS). It is
+// a variable so that tests can inject a failure.
 var allocateFile = allocate
 
 // mmapFile maps a file; a variable so that tests can inject ENOMEM.
@@ -31,39 +31,52 @@ var mmapFile = func(fd int, size int) ([]byte, error) {
 	return unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 }
 
-// openArena maps the arena file at path. With create set, the file is
-// created if need be and all its size bytes are allocated on disk first; a
-// file it created and could not allocate is removed again, so a full disk
-// leaves nothing behind. Without it, a missing file, or one shorter than
-// size (reading past its end would be a SIGBUS), is corrupt.
-func openArena(path string, id int64, size int, create bool) (*arena, error) {
-	flag := os.O_RDWR
-	if create {
-		flag |= os.O_CREATE
+// openat opens name in the directory dirFd, retrying on EINTR. Arena files
+// are opened relative to the queue's directory: it saves the walk of the
+// whole path, which is most of the cost of an open.
+func openat(dirFd int, name string, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(dirFd, name, flags|unix.O_CLOEXEC, 0o644)
+		if !errors.Is(err, unix.EINTR) {
+			return fd, err
+		}
 	}
-	f, err := os.OpenFile(path, flag, 0o644)
+}
+
+// openArena maps the arena file at path (name in dirFd). With create set,
+// the file is created if need be and all its size bytes are allocated on
+// disk first; a file it created and could not allocate is removed again, so
+// a full disk leaves nothing behind. Without it, a missing file, or one
+// shorter than size (reading past its end would be a SIGBUS), is corrupt.
+func openArena(dirFd int, path string, id int64, size int, create bool) (*arena, error) {
+	name := filepath.Base(path)
+	flag := unix.O_RDWR
+	if create {
+		flag |= unix.O_CREAT
+	}
+	fd, err := openat(dirFd, name, flag)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, unix.ENOENT) {
 			return nil, fmt.Errorf("arena %s is missing: %w", path, ErrCorrupt)
 		}
 		return nil, fmt.Errorf("open arena %s: %w", path, err)
 	}
-	defer func() { _ = f.Close() }()
-	fi, err := f.Stat()
-	if err != nil {
+	defer func() { _ = unix.Close(fd) }()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("stat arena %s: %w", path, err)
 	}
 	if create {
-		if err := allocateFile(f, int64(size)); err != nil {
-			if fi.Size() == 0 {
-				_ = os.Remove(path)
+		if err := allocateFile(fd, int64(size)); err != nil {
+			if st.Size == 0 {
+				_ = unix.Unlinkat(dirFd, name, 0)
 			}
 			return nil, fmt.Errorf("allocate %d bytes for arena %s: %w", size, path, err)
 		}
-	} else if fi.Size() < int64(size) {
-		return nil, fmt.Errorf("arena %s is %d bytes, want %d: %w", path, fi.Size(), size, ErrCorrupt)
+	} else if st.Size < int64(size) {
+		return nil, fmt.Errorf("arena %s is %d bytes, want %d: %w", path, st.Size, size, ErrCorrupt)
 	}
-	data, err := mmapFile(int(f.Fd()), size)
+	data, err := mmapFile(fd, size)
 	if err != nil {
 		return nil, fmt.Errorf("map arena %s: %w", path, err)
 	}
@@ -85,14 +98,14 @@ func (a *arena) unmap() error {
 	return err
 }
 
-// syncFile flushes a file that is not mapped.
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// syncFile flushes the file name in dirFd, which is not mapped.
+func syncFile(dirFd int, name string) error {
+	fd, err := openat(dirFd, name, unix.O_RDWR)
 	if err != nil {
 		return err
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
+	err = unix.Fsync(fd)
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	return err

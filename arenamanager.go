@@ -3,7 +3,6 @@ package bigqueue
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -24,9 +23,10 @@ const (
 // and use one arena at a time, so the arena in use is always the most
 // recently used one and is never the one evicted.
 type arenaManager struct {
-	dir  string
-	size int
-	max  int
+	dir   string
+	dirFd int // the directory, for openat
+	size  int
+	max   int
 
 	mapped map[int64]*arena
 	// front is the most recently used arena, back the least; the list
@@ -42,9 +42,14 @@ type arenaManager struct {
 	created bool
 }
 
-func newArenaManager(dir string, size, maxMapped int, onDisk []int64) *arenaManager {
+func newArenaManager(dir string, size, maxMapped int, onDisk []int64) (*arenaManager, error) {
+	dirFd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open directory %s: %w", dir, err)
+	}
 	m := &arenaManager{
 		dir:      dir,
+		dirFd:    dirFd,
 		size:     size,
 		max:      maxMapped,
 		mapped:   make(map[int64]*arena),
@@ -54,7 +59,7 @@ func newArenaManager(dir string, size, maxMapped int, onDisk []int64) *arenaMana
 	for _, id := range onDisk {
 		m.onDisk[id] = struct{}{}
 	}
-	return m
+	return m, nil
 }
 
 func arenaName(id int64) string {
@@ -112,6 +117,15 @@ func (m *arenaManager) get(id int64) (*arena, error) {
 	return m.load(id, false)
 }
 
+// mapping returns arena id if it is mapped, or nil. It does not count as a
+// use for the LRU order.
+func (m *arenaManager) mapping(id int64) *arena {
+	if a := m.front; a != nil && a.id == id {
+		return a
+	}
+	return m.mapped[id]
+}
+
 // getForWrite returns arena id mapped, with its file created and all its
 // blocks allocated, for the writer.
 func (m *arenaManager) getForWrite(id int64) (*arena, error) {
@@ -142,12 +156,12 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 // allocate makes sure all the blocks of the existing file of arena id are
 // allocated.
 func (m *arenaManager) allocate(id int64) error {
-	f, err := os.OpenFile(m.path(id), os.O_RDWR, 0)
+	fd, err := openat(m.dirFd, arenaName(id), unix.O_RDWR)
 	if err != nil {
 		return fmt.Errorf("open arena %s: %w", m.path(id), err)
 	}
-	err = allocateFile(f, int64(m.size))
-	if cerr := f.Close(); err == nil {
+	err = allocateFile(fd, int64(m.size))
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -167,7 +181,7 @@ func (m *arenaManager) load(id int64, create bool) (*arena, error) {
 		}
 	}
 	for {
-		a, err := openArena(m.path(id), id, m.size, create)
+		a, err := openArena(m.dirFd, m.path(id), id, m.size, create)
 		if err == nil {
 			m.mapped[id] = a
 			m.pushFront(a)
@@ -237,7 +251,7 @@ func (m *arenaManager) sync(id int64) error {
 	if !m.exists(id) {
 		return nil
 	}
-	if err := syncFile(m.path(id)); err != nil {
+	if err := syncFile(m.dirFd, arenaName(id)); err != nil {
 		return fmt.Errorf("sync arena %s: %w", m.path(id), err)
 	}
 	return nil
@@ -263,7 +277,7 @@ func (m *arenaManager) remove(id int64) error {
 		delete(m.mapped, id)
 		err = a.unmap()
 	}
-	if rerr := os.Remove(m.path(id)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+	if rerr := unix.Unlinkat(m.dirFd, arenaName(id), 0); rerr != nil && !errors.Is(rerr, unix.ENOENT) && err == nil {
 		err = rerr
 	}
 	delete(m.onDisk, id)
@@ -273,13 +287,20 @@ func (m *arenaManager) remove(id int64) error {
 	return nil
 }
 
-// close unmaps every arena and returns the first error.
+// close unmaps every arena, closes the directory and returns the first
+// error.
 func (m *arenaManager) close() error {
 	var first error
 	for m.back != nil {
 		if err := m.evict(); err != nil && first == nil {
 			first = err
 		}
+	}
+	if m.dirFd >= 0 {
+		if err := unix.Close(m.dirFd); err != nil && first == nil {
+			first = err
+		}
+		m.dirFd = -1
 	}
 	return first
 }

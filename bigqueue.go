@@ -39,6 +39,7 @@ type MmapQueue struct {
 	mutOps     int64         // enqueues and dequeues since the last flush
 	bgErr      error         // first error of the periodic flush not yet reported
 	crcScratch [crcPrefixSize]byte
+	scan       window // reads for recovery and Check
 
 	flushReq chan struct{} // asks the flusher for a flush (op count reached)
 	quit     chan struct{} // closed by Close to stop the flusher
@@ -145,7 +146,9 @@ func (q *MmapQueue) open() error {
 	if size != q.conf.arenaSize {
 		return fmt.Errorf("queue has arena size %d, opened with %d: %w", size, q.conf.arenaSize, ErrInvalidArenaSize)
 	}
-	q.am = newArenaManager(q.dir, q.conf.arenaSize, q.conf.maxInMemArenas, l.arenas)
+	if q.am, err = newArenaManager(q.dir, q.conf.arenaSize, q.conf.maxInMemArenas, l.arenas); err != nil {
+		return err
+	}
 	if err := q.recover(); err != nil {
 		return err
 	}
@@ -177,8 +180,9 @@ func (q *MmapQueue) create(l dirListing) error {
 func (q *MmapQueue) release() error {
 	var errs []error
 	for _, st := range q.allConsumers() {
-		errs = append(errs, st.mf.close())
+		errs = append(errs, st.mf.close(), st.win.close())
 	}
+	errs = append(errs, q.scan.close())
 	if q.am != nil {
 		errs = append(errs, q.am.close())
 	}
@@ -406,7 +410,7 @@ func (q *MmapQueue) dequeueLocked(st *consumerState, dst []byte, consume bool) (
 	if st.at.pos >= q.tail.pos {
 		return dst, ErrEmptyQueue
 	}
-	out, next, _, err := q.readRecord(st.at.pos, q.tail.pos, dst, true)
+	out, next, _, err := q.readRecord(&st.win, st.at.pos, q.tail.pos, dst, true)
 	if err != nil {
 		return out, fmt.Errorf("bigqueue: dequeue: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,6 +52,7 @@ type consumerState struct {
 	at      position // where the next Dequeue reads
 	synced  position // what the last Flush made durable
 	deleted bool
+	win     window // reads arenas that are not mapped
 }
 
 func (s *consumerState) setAt(p position) {
@@ -271,7 +273,7 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 	}
 	delete(q.consumers, name)
 	st.deleted = true
-	err := st.mf.close()
+	err := errors.Join(st.mf.close(), st.win.close())
 	if rerr := os.Remove(st.mf.path); rerr != nil && err == nil {
 		err = rerr
 	}

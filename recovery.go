@@ -53,7 +53,7 @@ func (q *MmapQueue) recover() error {
 
 	committed, at := tail, tail
 	for at.pos < limit {
-		_, next, flags, err := q.readRecord(at.pos, limit, nil, false)
+		_, next, flags, err := q.readRecord(&q.scan, at.pos, limit, nil, false)
 		if errors.Is(err, ErrCorrupt) {
 			break
 		}
@@ -66,6 +66,7 @@ func (q *MmapQueue) recover() error {
 		}
 	}
 	q.tail = committed
+	q.clearHeaderAt(committed.pos)
 	q.idx.setLive(committed.pos, committed.seq)
 	return nil
 }

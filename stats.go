@@ -92,7 +92,7 @@ func (q *MmapQueue) Check() error {
 		if at.pos >= q.tail.pos {
 			break
 		}
-		_, next, _, err := q.readRecord(at.pos, q.tail.pos, nil, false)
+		_, next, _, err := q.readRecord(&q.scan, at.pos, q.tail.pos, nil, false)
 		if err != nil {
 			return fmt.Errorf("bigqueue: check: message %d: %w", at.seq, err)
 		}

@@ -73,26 +73,54 @@ func (q *MmapQueue) clearHeaderAt(pos int64) {
 			return
 		}
 		var err error
-		if a, err = q.am.getForWrite(id); err != nil {
+		if a, err = q.am.get(id); err != nil {
 			return
 		}
 	}
 	clear(a.data[off : off+headerSize])
 }
 
+// chunk returns up to n bytes of the stream at position p, at least one,
+// reading a mapped arena in place and, under a memory cap, an unmapped one
+// through the window w. limit is the tail: no byte at or past it is read.
+func (q *MmapQueue) chunk(w *window, p int64, n int, limit int64) ([]byte, error) {
+	id, off := q.arenaOf(p)
+	n = min(n, q.conf.arenaSize-off)
+	if a := q.am.mapping(id); a != nil || q.am.max == 0 {
+		if a == nil {
+			var err error
+			if a, err = q.am.get(id); err != nil {
+				return nil, err
+			}
+		}
+		return a.data[off : off+n], nil
+	}
+	avail := int(min(int64(q.conf.arenaSize-off), limit-p))
+	return w.view(q.am, id, off, n, avail)
+}
+
 // readHeader decodes the header of the record at pos, which lies before
 // limit, and bounds its length by limit.
-func (q *MmapQueue) readHeader(pos, limit int64) (start int64, h recordHeader, err error) {
+func (q *MmapQueue) readHeader(w *window, pos, limit int64) (start int64, h recordHeader, err error) {
 	start = q.recordStart(pos)
 	if start+headerSize > limit {
 		return 0, h, fmt.Errorf("record at position %d: header past the tail %d: %w", start, limit, ErrCorrupt)
 	}
-	id, off := q.arenaOf(start)
-	a, err := q.am.get(id)
+	b, err := q.chunk(w, start, headerSize, limit)
 	if err != nil {
 		return 0, h, err
 	}
-	if h, err = parseHeader(a.data[off:off+headerSize], start); err != nil {
+	id, _ := q.arenaOf(start)
+	if len(b) < headerSize {
+		// The window ended inside the header: read it whole.
+		var hdr [headerSize]byte
+		_, off := q.arenaOf(start)
+		if err := w.readAt(q.am, id, off, hdr[:]); err != nil {
+			return 0, h, err
+		}
+		b = hdr[:]
+	}
+	if h, err = parseHeader(b, start); err != nil {
 		return 0, h, fmt.Errorf("%s: %w", q.am.path(id), err)
 	}
 	if h.length > uint64(limit-start-headerSize) {
@@ -103,15 +131,17 @@ func (q *MmapQueue) readHeader(pos, limit int64) (start int64, h recordHeader, e
 }
 
 // readRecord reads the record at pos, which ends at or before limit, and
-// verifies its checksum. With dst != nil... the message is appended to dst
-// (copy true) or only checked (copy false). It returns the position after
-// the record and the record's flags.
-func (q *MmapQueue) readRecord(pos, limit int64, dst []byte, copyOut bool) (out []byte, next int64, flags uint16, err error) {
-	start, h, err := q.readHeader(pos, limit)
+// verifies its checksum, reading unmapped arenas through w. With copyOut
+// the message is appended to dst (a new slice when dst is nil); without, it
+// is only checked. It returns the position after the record and the
+// record's flags. On error dst is returned as it was passed.
+func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut bool) (out []byte, next int64, flags uint16, err error) {
+	start, h, err := q.readHeader(w, pos, limit)
 	if err != nil {
 		return dst, 0, 0, err
 	}
 	n := int(h.length)
+	base := len(dst)
 	if copyOut {
 		if dst == nil {
 			dst = make([]byte, 0, n)
@@ -123,32 +153,33 @@ func (q *MmapQueue) readRecord(pos, limit int64, dst []byte, copyOut bool) (out 
 	p := start + headerSize
 	for left := n; left > 0; {
 		id, off := q.arenaOf(p)
-		a, err := q.am.get(id)
-		if err != nil {
-			return dst, 0, 0, err
+		k := min(left, q.conf.arenaSize-off)
+		if copyOut && k >= windowSize && q.am.max > 0 && q.am.mapping(id) == nil {
+			// A large piece of an unmapped arena: read it straight into dst.
+			l := len(dst)
+			dst = dst[:l+k]
+			if err := w.readAt(q.am, id, off, dst[l:]); err != nil {
+				return dst[:base], 0, 0, err
+			}
+			crc = crc32.Update(crc, castagnoli, dst[l:])
+		} else {
+			b, err := q.chunk(w, p, left, limit)
+			if err != nil {
+				return dst[:base], 0, 0, err
+			}
+			k = len(b)
+			crc = crc32.Update(crc, castagnoli, b)
+			if copyOut {
+				dst = append(dst, b...)
+			}
 		}
-		chunk := a.data[off:]
-		if len(chunk) > left {
-			chunk = chunk[:left]
-		}
-		crc = crc32.Update(crc, castagnoli, chunk)
-		if copyOut {
-			dst = append(dst, chunk...)
-		}
-		left -= len(chunk)
-		p += int64(len(chunk))
+		left -= k
+		p += int64(k)
 	}
 	if crc != h.crc {
 		id, _ := q.arenaOf(start)
-		return dst[:len(dst)-n*boolInt(copyOut)], 0, 0, fmt.Errorf("%s: record at position %d: checksum %#08x, want %#08x: %w",
+		return dst[:base], 0, 0, fmt.Errorf("%s: record at position %d: checksum %#08x, want %#08x: %w",
 			q.am.path(id), start, crc, h.crc, ErrCorrupt)
 	}
 	return dst, p, h.flags, nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -1,0 +1,109 @@
+package bigqueue
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// windowSize is how much of an arena a window reads at once.
+const windowSize = 64 << 10
+
+// A window reads an arena that is not mapped, with pread, for a queue that
+// caps its mapped arenas. Mapping an arena to read a few messages and
+// unmapping it again costs a page fault per page on top of the mmap and
+// munmap calls; a window costs one pread per 64 KiB, and keeps the memory
+// cap a cap. Each consumer has its own window, so consumers reading
+// different arenas do not evict each other's.
+//
+// A window holds only bytes before the tail as it was when they were read:
+// the bytes of the stream never change once written, so what it holds stays
+// true.
+type window struct {
+	fd  int    // the arena file read; valid while open is set
+	id  int64  // the id of fd's arena
+	off int    // the arena offset of buf[0]
+	buf []byte // the bytes read
+	mem []byte // storage for buf, allocated on first use
+
+	open bool
+}
+
+// close releases the window's file.
+func (w *window) close() error {
+	if !w.open {
+		return nil
+	}
+	w.open, w.buf = false, nil
+	return unix.Close(w.fd)
+}
+
+// use points the window at arena id.
+func (w *window) use(m *arenaManager, id int64) error {
+	if w.open && w.id == id {
+		return nil
+	}
+	if err := w.close(); err != nil {
+		return err
+	}
+	fd, err := openat(m.dirFd, arenaName(id), unix.O_RDONLY)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("arena %s is missing: %w", m.path(id), ErrCorrupt)
+		}
+		return fmt.Errorf("open arena %s: %w", m.path(id), err)
+	}
+	// A short arena is corrupt however it is read, as in openArena.
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Size < int64(m.size) {
+		_ = unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("stat arena %s: %w", m.path(id), err)
+		}
+		return fmt.Errorf("arena %s is %d bytes, want %d: %w", m.path(id), st.Size, m.size, ErrCorrupt)
+	}
+	w.fd, w.id, w.buf, w.open = fd, id, nil, true
+	return nil
+}
+
+// readAt fills b from arena id at offset off. A file too short for it is
+// corrupt (a mapping would have been a SIGBUS there).
+func (w *window) readAt(m *arenaManager, id int64, off int, b []byte) error {
+	if err := w.use(m, id); err != nil {
+		return err
+	}
+	for len(b) > 0 {
+		n, err := unix.Pread(w.fd, b, int64(off))
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return fmt.Errorf("read arena %s: %w", m.path(id), err)
+		case n == 0:
+			return fmt.Errorf("arena %s is shorter than offset %d: %w", m.path(id), off+len(b), ErrCorrupt)
+		}
+		b, off = b[n:], off+n
+	}
+	return nil
+}
+
+// view returns up to n bytes of arena id from offset off, at least one;
+// avail is how many bytes of the arena from off lie before the tail (at
+// least n). The slice is valid until the next call.
+func (w *window) view(m *arenaManager, id int64, off, n, avail int) ([]byte, error) {
+	if w.open && w.id == id && off >= w.off && off < w.off+len(w.buf) {
+		b := w.buf[off-w.off:]
+		return b[:min(n, len(b))], nil
+	}
+	if w.mem == nil {
+		w.mem = make([]byte, min(windowSize, m.size))
+	}
+	fill := min(len(w.mem), avail)
+	if err := w.readAt(m, id, off, w.mem[:fill]); err != nil {
+		w.buf = nil
+		return nil, err
+	}
+	w.off, w.buf = off, w.mem[:fill]
+	return w.buf[:min(n, fill)], nil
+}
