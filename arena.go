@@ -17,6 +17,10 @@ type arena struct {
 	id   int64
 	data []byte // the mapping; nil once unmapped
 
+	// populated is the offset up to which the writer has faulted the
+	// mapping in (see prepareWrite).
+	populated int
+
 	// prev and next link the arena into the manager's LRU list.
 	prev, next *arena
 }
@@ -81,6 +85,28 @@ func openArena(dirFd int, path string, id int64, size int, create bool) (*arena,
 		return nil, fmt.Errorf("map arena %s: %w", path, err)
 	}
 	return &arena{id: id, data: data}, nil
+}
+
+// populateChunk is how far ahead of the writer a mapping is faulted in.
+const populateChunk = 1 << 20
+
+// populateOK is cleared when the kernel refuses to populate a mapping.
+var populateOK = true
+
+// prepareWrite faults in the pages the writer is about to fill, up to
+// [off, end) and at most populateChunk beyond, in one call, instead of one
+// page fault per page.
+func (a *arena) prepareWrite(off, end int) {
+	if end <= a.populated || !populateOK {
+		return
+	}
+	from := max(a.populated, off) &^ 4095
+	to := min(len(a.data), max(end, from+populateChunk))
+	if !populate(a.data[from:to]) {
+		populateOK = false
+		return
+	}
+	a.populated = to
 }
 
 // sync writes the arena's dirty pages to disk.

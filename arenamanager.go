@@ -269,6 +269,43 @@ func (m *arenaManager) syncDir() error {
 	return nil
 }
 
+// maxSpares is how many retired arenas are kept, renamed, for the writer to
+// reuse.
+const maxSpares = 2
+
+// retire disposes of arena id, which every consumer has read past. When
+// reuse is allowed and fewer than maxSpares arenas lie past the tail's
+// arena, the file is renamed to the next unused id and kept: creating a
+// file costs hundreds of microseconds on ext4, and a reused arena's blocks
+// are allocated and its pages often still cached, or even still mapped.
+// Its stale records cannot be read at their new positions: a record's
+// checksum covers its position. Otherwise the arena is deleted.
+func (m *arenaManager) retire(id, tailArena int64, reuse bool) error {
+	top := tailArena
+	spares := 0
+	for other := range m.onDisk {
+		if other > tailArena {
+			spares++
+		}
+		top = max(top, other)
+	}
+	if !reuse || spares >= maxSpares {
+		return m.remove(id)
+	}
+	next := top + 1
+	if err := unix.Renameat(m.dirFd, arenaName(id), m.dirFd, arenaName(next)); err != nil {
+		return fmt.Errorf("reuse arena %s as %s: %w", m.path(id), arenaName(next), err)
+	}
+	delete(m.onDisk, id)
+	m.onDisk[next] = struct{}{}
+	if a, ok := m.mapped[id]; ok {
+		delete(m.mapped, id)
+		a.id = next
+		m.mapped[next] = a
+	}
+	return nil
+}
+
 // remove unmaps and deletes arena id.
 func (m *arenaManager) remove(id int64) error {
 	var err error

@@ -415,8 +415,12 @@ func (q *MmapQueue) dequeueLocked(st *consumerState, dst []byte, consume bool) (
 		return out, fmt.Errorf("bigqueue: dequeue: %w", err)
 	}
 	if consume {
+		before, _ := q.arenaOf(st.at.pos)
 		st.setAt(position{next, st.at.seq + 1})
 		q.mutated(1)
+		if after, _ := q.arenaOf(next); after != before {
+			q.maybeReclaim()
+		}
 	}
 	return out, nil
 }

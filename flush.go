@@ -32,7 +32,7 @@ func (q *MmapQueue) takeBackgroundError() error {
 }
 
 // flushLocked syncs data before the positions that point to it, and only
-// then deletes arenas (bbolt's commit order): after a crash at any step the
+// then retires arenas (bbolt's commit order): after a crash at any step the
 // durable positions point only at durable data.
 func (q *MmapQueue) flushLocked() error {
 	q.mutOps = 0
@@ -49,7 +49,20 @@ func (q *MmapQueue) flushLocked() error {
 	if err := q.am.syncDir(); err != nil {
 		return fmt.Errorf("bigqueue: flush: %w", err)
 	}
-	// 2. Consumer positions.
+	// 2-4. Positions, index, arenas.
+	return q.syncPositions(q.tail)
+}
+
+// syncPositions makes every consumer's position durable, then the index
+// with the given durable tail and a head moved to the slowest consumer when
+// that frees whole arenas, and then retires the arenas before the head: no
+// durable position points into them any more.
+//
+// The durable tail must be one whose records are on disk. Positions may be
+// made durable past it (reclaimLocked does, without syncing arenas): after
+// a power loss, recovery cuts the tail back to what is on disk and
+// clampConsumers moves a consumer that was past it back to it.
+func (q *MmapQueue) syncPositions(durableTail position) error {
 	for _, st := range q.allConsumers() {
 		if st.at == st.synced {
 			continue
@@ -60,31 +73,65 @@ func (q *MmapQueue) flushLocked() error {
 		}
 		st.synced = st.at
 	}
-	// 3. The index: the tail, and a head moved to the slowest consumer when
-	// that frees whole arenas.
 	head := q.head
 	if q.reclaimable() {
 		head = q.slowest()
 	}
-	if q.tail != q.syncedTail || head != q.syncedHead {
-		q.idx.setDurable([4]int64{head.pos, head.seq, q.tail.pos, q.tail.seq})
+	// Records before the head are never read again; a durable tail behind
+	// it (consumers that read past the last flush) moves up to it, so that
+	// recovery starts from the head.
+	if durableTail.pos < head.pos {
+		durableTail = head
+	}
+	if durableTail != q.syncedTail || head != q.syncedHead {
+		q.idx.setDurable([4]int64{head.pos, head.seq, durableTail.pos, durableTail.seq})
 		if err := q.idx.sync(); err != nil {
 			return fmt.Errorf("bigqueue: flush: %w", err)
 		}
-		q.syncedTail, q.syncedHead = q.tail, head
+		q.syncedTail, q.syncedHead = durableTail, head
 	}
-	// 4. Arenas before the new head: no durable position points into them.
 	first, _ := q.arenaOf(q.head.pos)
 	last, _ := q.arenaOf(head.pos)
 	q.head = head
+	tailArena, _ := q.arenaOf(q.tail.pos)
 	for id := first; id < last; id++ {
-		if q.am.exists(id) {
-			if err := q.am.remove(id); err != nil {
-				return fmt.Errorf("bigqueue: flush: %w", err)
-			}
+		if !q.am.exists(id) {
+			continue
+		}
+		if err := q.am.retire(id, tailArena, q.conf.maxDiskUsage <= 0); err != nil {
+			return fmt.Errorf("bigqueue: flush: %w", err)
 		}
 	}
 	return nil
+}
+
+// A dequeue retires the arenas every consumer has read past at once,
+// without waiting for a flush, when they hold at least reclaimThreshold
+// bytes, or as soon as one does for arenas of eagerArenaSize or more. It
+// costs two syncs of a small file, paid once per arena or per 64 MiB; it
+// keeps the disk and the page cache from filling with data nobody will read
+// when flushes are off or far apart, and it hands a reader's arena back to
+// the writer while it is still mapped and its pages are warm: writing a page
+// again costs a copy, writing a fresh one a page fault and a new page.
+const (
+	reclaimThreshold = 64 << 20
+	eagerArenaSize   = 4 << 20
+)
+
+// maybeReclaim retires the arenas every consumer has read past when that
+// is worth two syncs (see reclaimThreshold). It syncs only the small
+// position files, not the arenas. An error is kept for the next Flush or
+// Close: the dequeue that triggered it has succeeded.
+func (q *MmapQueue) maybeReclaim() {
+	first, _ := q.arenaOf(q.head.pos)
+	slowest, _ := q.arenaOf(q.slowest().pos)
+	n := slowest - first
+	if n < 1 || (n*int64(q.conf.arenaSize) < reclaimThreshold && q.conf.arenaSize < eagerArenaSize) {
+		return
+	}
+	if err := q.syncPositions(q.syncedTail); err != nil && q.bgErr == nil {
+		q.bgErr = err
+	}
 }
 
 // mutated counts n enqueues or dequeues and asks for a flush when the

@@ -19,7 +19,8 @@ import (
 //	 +---------------+-------+-------+-------------------------------+
 //	 | magic         |version|hdr crc| kind's header fields          |  written once
 //	 +---------------+-------+-------+-------------------------------+
-//	 64: live slot     | pos u64 | seq u64 | crc u32 |                   every operation
+//	 64: live slot 0   | pos u64 | seq u64 | gen u64 | crc u32 |         every operation,
+//	 96: live slot 1   | (same)                      |                   in turn
 //	128: durable slot 0| gen u64 | v0 u64 | v1 u64 | v2 u64 | v3 u64 | crc u32 |
 //	192: durable slot 1| (same)                                      |  at each Flush
 //	256: kind's static data (the consumer's name) ................ 4096
@@ -27,10 +28,13 @@ import (
 // All integers are little endian. The header checksum is CRC-32C over bytes
 // [0,12) and [16,64) and [256,4096): everything written once, at creation.
 //
-// The live slot is rewritten on every enqueue (index: the tail) or dequeue
-// (consumer: its position), with a CRC-32C over its two values. A process
-// killed at any instruction leaves the page cache, and so the live slot, as
-// of the last completed operation or with a slot whose checksum fails.
+// The live position is written on every enqueue (index: the tail) or
+// dequeue (consumer: its position), into the live slot that does not hold
+// the newest generation, with generation+1 and a CRC-32C over pos, seq and
+// gen. A process killed at any instruction leaves the page cache as it was:
+// at worst the slot being written fails its checksum, and the other holds
+// the position of the last operation that returned (contract 1 of doc.go).
+// A single slot would fall back to the last Flush instead.
 //
 // A Flush writes the durable slot that does not hold the newest generation,
 // with generation+1 and a checksum over gen and v0..v3, and then syncs the
@@ -49,11 +53,12 @@ const (
 	metaHdrCRCOffset  = 12
 	metaFieldsOffset  = 16
 	metaLiveOffset    = 64
+	metaLiveSlotSize  = 32
 	metaSlot0Offset   = 128
 	metaSlotSize      = 64
 	metaStaticOffset  = 256
 
-	liveSize     = 20 // pos, seq, crc
+	liveDataSize = 24 // pos, seq, gen
 	slotDataSize = 40 // gen, v0..v3
 )
 
@@ -61,6 +66,9 @@ const (
 type metaFile struct {
 	path string
 	data []byte
+
+	liveGen  uint64 // generation of the newest live slot
+	liveNext int    // the live slot setLive writes next
 }
 
 // headerCRC is the checksum of the parts of b written once.
@@ -155,7 +163,11 @@ func openMetaFile(path string, magic [8]byte) (*metaFile, error) {
 		_ = unix.Munmap(data)
 		return nil, err
 	}
-	return &metaFile{path: path, data: data}, nil
+	m := &metaFile{path: path, data: data}
+	if i, gen, ok := m.newestLive(); ok {
+		m.liveGen, m.liveNext = gen, 1-i
+	}
+	return m, nil
 }
 
 // field returns the kind's header fields.
@@ -164,21 +176,48 @@ func (m *metaFile) field() []byte { return m.data[metaFieldsOffset:metaLiveOffse
 // static returns the kind's static data.
 func (m *metaFile) static() []byte { return m.data[metaStaticOffset:metaSize] }
 
-// live returns the live slot, and false if its checksum fails.
-func (m *metaFile) live() (pos, seq int64, ok bool) {
-	b := m.data[metaLiveOffset : metaLiveOffset+liveSize]
-	pos = int64(binary.LittleEndian.Uint64(b[0:]))
-	seq = int64(binary.LittleEndian.Uint64(b[8:]))
-	ok = binary.LittleEndian.Uint32(b[16:]) == crc32.Checksum(b[:16], castagnoli)
-	return pos, seq, ok
+// liveSlot returns live slot i.
+func (m *metaFile) liveSlot(i int) []byte {
+	off := metaLiveOffset + i*metaLiveSlotSize
+	return m.data[off : off+liveDataSize+4]
 }
 
-// setLive records a new position in the live slot.
+// newestLive returns which live slot holds the newest generation whose
+// checksum holds, and that generation; ok is false when neither does.
+func (m *metaFile) newestLive() (i int, gen uint64, ok bool) {
+	for j := range 2 {
+		b := m.liveSlot(j)
+		g := binary.LittleEndian.Uint64(b[16:])
+		if g == 0 || binary.LittleEndian.Uint32(b[liveDataSize:]) != crc32.Checksum(b[:liveDataSize], castagnoli) {
+			continue
+		}
+		if !ok || g > gen {
+			i, gen, ok = j, g, true
+		}
+	}
+	return i, gen, ok
+}
+
+// live returns the newest live position, and false if no live slot's
+// checksum holds.
+func (m *metaFile) live() (pos, seq int64, ok bool) {
+	i, _, ok := m.newestLive()
+	if !ok {
+		return 0, 0, false
+	}
+	b := m.liveSlot(i)
+	return int64(binary.LittleEndian.Uint64(b[0:])), int64(binary.LittleEndian.Uint64(b[8:])), true
+}
+
+// setLive records a new position in the older live slot.
 func (m *metaFile) setLive(pos, seq int64) {
-	b := m.data[metaLiveOffset : metaLiveOffset+liveSize]
+	b := m.liveSlot(m.liveNext)
+	m.liveGen++
 	binary.LittleEndian.PutUint64(b[0:], uint64(pos))
 	binary.LittleEndian.PutUint64(b[8:], uint64(seq))
-	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	binary.LittleEndian.PutUint64(b[16:], m.liveGen)
+	binary.LittleEndian.PutUint32(b[liveDataSize:], crc32.Checksum(b[:liveDataSize], castagnoli))
+	m.liveNext = 1 - m.liveNext
 }
 
 // slot decodes durable slot i; ok is false if its checksum fails.

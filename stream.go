@@ -42,6 +42,7 @@ func (q *MmapQueue) writeRecord(pos int64, msg []byte, flags uint16) (int64, err
 		return 0, err
 	}
 	crc := crc32.Update(crcStart(&q.crcScratch, start, flags, uint64(len(msg))), castagnoli, msg)
+	a.prepareWrite(off, off+headerSize+len(msg))
 	putHeader(a.data[off:], recordHeader{flags: flags, crc: crc, length: uint64(len(msg))})
 	pos = start + headerSize
 	for len(msg) > 0 {
@@ -50,6 +51,7 @@ func (q *MmapQueue) writeRecord(pos int64, msg []byte, flags uint16) (int64, err
 			if a, err = q.am.getForWrite(id); err != nil {
 				return 0, err
 			}
+			a.prepareWrite(off, off+len(msg))
 		}
 		n := copy(a.data[off:], msg)
 		msg = msg[n:]
