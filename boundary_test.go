@@ -58,23 +58,21 @@ func TestArenaBoundaries(t *testing.T) {
 	}
 	for i, p := range pairs {
 		off, size := p.off, p.size
-		{
-			// Pad so that the next record is written at offset off.
-			pad := 8
-			for int(q.recordEnd(q.tail.pos, pad)%a) != off {
-				pad++
-			}
-			enqueue(pad)
-			before := q.tail.pos
-			enqueue(size)
-			// The header never straddles an arena.
-			start := q.recordStart(before)
-			require.LessOrEqual(t, start%a+headerSize, int64(a))
-			if a-off >= headerSize {
-				require.Equal(t, before, start, "header fits at offset %d", off)
-			} else {
-				require.Equal(t, int64(0), start%a, "header skips to the next arena from offset %d", off)
-			}
+		// Pad so that the next record is written at offset off.
+		pad := 8
+		for int(q.recordEnd(q.tail.pos, pad)%a) != off {
+			pad++
+		}
+		enqueue(pad)
+		before := q.tail.pos
+		enqueue(size)
+		// The header never straddles an arena.
+		start := q.recordStart(before)
+		require.LessOrEqual(t, start%a+headerSize, int64(a))
+		if a-off >= headerSize {
+			require.Equal(t, before, start, "header fits at offset %d", off)
+		} else {
+			require.Equal(t, int64(0), start%a, "header skips to the next arena from offset %d", off)
 		}
 		if i%50 == 49 || i == len(pairs)-1 {
 			read(c.Dequeue, len(want)-2*(i%50+1))

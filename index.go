@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -92,11 +91,4 @@ func ReadArenaSize(dir string) (int, error) {
 		return 0, fmt.Errorf("bigqueue: %w", err)
 	}
 	return size, nil
-}
-
-// fileExists reports whether path exists; errors other than not-exist count
-// as existing so that the caller's next step reports them.
-func fileExists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil || !errors.Is(err, fs.ErrNotExist)
 }

@@ -3,7 +3,6 @@ package bigqueue
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"syscall"
 )
@@ -107,17 +106,4 @@ func (q *MmapQueue) Check() error {
 			names[0], pos, ErrCorrupt)
 	}
 	return nil
-}
-
-// queueFiles lists the paths of the queue's files in dir; for tests.
-func queueFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var paths []string
-	for _, e := range entries {
-		paths = append(paths, filepath.Join(dir, e.Name()))
-	}
-	return paths, nil
 }
