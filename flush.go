@@ -115,7 +115,7 @@ func (q *MmapQueue) syncPositions(durableTail position) error {
 // again costs a copy, writing a fresh one a page fault and a new page.
 const (
 	reclaimThreshold = 64 << 20
-	eagerArenaSize   = 4 << 20
+	eagerArenaSize   = 16 << 20
 )
 
 // maybeReclaim retires the arenas every consumer has read past when that
