@@ -9,9 +9,9 @@ GOLANGCI_LINT_VERSION := v2.15.0
 ## test: format and vet checks (also for macOS), then every module's tests with -race.
 ##       The fuzz targets' seed corpora run as part of the library's tests.
 test: vet
-	$(GO) test -race -count=1 -timeout 20m .
-	cd cmd/bigqueue && $(GO) test -race -count=1 -timeout 10m ./...
 	cd benchmarks && $(GO) test -race -count=1 -timeout 10m ./...
+	cd cmd/bigqueue && $(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 20m .
 
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

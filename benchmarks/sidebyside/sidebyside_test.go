@@ -157,3 +157,40 @@ func BenchmarkEnqueueDequeue(b *testing.B) {
 		})
 	}
 }
+
+// TestBothImplementations runs both implementations through the same
+// enqueue and dequeue, so that the benchmarks measure queues that work.
+func TestBothImplementations(t *testing.T) {
+	for _, impl := range []string{"bigqueue", "reference"} {
+		t.Run(impl, func(t *testing.T) {
+			dir := t.TempDir()
+			var q queue
+			var err error
+			if impl == "bigqueue" {
+				q, err = bq.NewMmapQueue(dir, bq.SetArenaSize(4096))
+			} else {
+				q, err = ref.NewMmapQueue(dir, ref.SetArenaSize(4096))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 500 {
+				if err := q.EnqueueString(fmt.Sprintf("message %d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 500 {
+				got, err := q.DequeueString()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := fmt.Sprintf("message %d", i); got != want {
+					t.Fatalf("got %q, want %q", got, want)
+				}
+			}
+			if err := q.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
