@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,6 +41,20 @@ type arenaManager struct {
 	writable int64
 	// created is set when a file was created since the last directory sync.
 	created bool
+
+	// reap holds retired arenas that are to be unmapped and deleted off
+	// the caller's path (see retire); reaping counts the goroutines doing
+	// it, and reapErr (guarded by reapMu) keeps their first error.
+	reap    []reapItem
+	reaping sync.WaitGroup
+	reapMu  sync.Mutex
+	reapErr error
+}
+
+// reapItem is an arena detached from the manager, to unmap and delete.
+type reapItem struct {
+	data []byte // its mapping, or nil
+	name string // its file name in dir
 }
 
 func newArenaManager(dir string, size, maxMapped int, onDisk []int64) (*arenaManager, error) {
@@ -280,7 +295,12 @@ const maxSpares = 2
 // are allocated and its pages often still cached, or even still mapped.
 // Its stale records cannot be read at their new positions: a record's
 // checksum covers its position. Otherwise the arena is deleted.
-func (m *arenaManager) retire(id, tailArena int64, reuse bool) error {
+//
+// With later set, an arena to delete is only detached, and startReap
+// unmaps and deletes it on another goroutine: unmapping and unlinking a
+// file with dirty pages takes 100 us or more, which a Dequeue should not
+// wait for.
+func (m *arenaManager) retire(id, tailArena int64, reuse, later bool) error {
 	top := tailArena
 	spares := 0
 	for other := range m.onDisk {
@@ -290,6 +310,10 @@ func (m *arenaManager) retire(id, tailArena int64, reuse bool) error {
 		top = max(top, other)
 	}
 	if !reuse || spares >= maxSpares {
+		if later {
+			m.detach(id)
+			return nil
+		}
 		return m.remove(id)
 	}
 	next := top + 1
@@ -304,6 +328,58 @@ func (m *arenaManager) retire(id, tailArena int64, reuse bool) error {
 		m.mapped[next] = a
 	}
 	return nil
+}
+
+// detach forgets arena id and queues it for startReap.
+func (m *arenaManager) detach(id int64) {
+	item := reapItem{name: arenaName(id)}
+	if a, ok := m.mapped[id]; ok {
+		m.unlink(a)
+		delete(m.mapped, id)
+		item.data, a.data = a.data, nil
+	}
+	delete(m.onDisk, id)
+	m.reap = append(m.reap, item)
+}
+
+// startReap unmaps and deletes the detached arenas on a new goroutine.
+func (m *arenaManager) startReap() {
+	items := m.reap
+	m.reap = nil
+	if len(items) == 0 {
+		return
+	}
+	m.reaping.Add(1)
+	go func() {
+		defer m.reaping.Done()
+		for _, it := range items {
+			var err error
+			if it.data != nil {
+				err = unix.Munmap(it.data)
+			}
+			if uerr := unix.Unlinkat(m.dirFd, it.name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) && err == nil {
+				err = uerr
+			}
+			if err != nil {
+				m.reapMu.Lock()
+				if m.reapErr == nil {
+					m.reapErr = fmt.Errorf("delete arena %s: %w", filepath.Join(m.dir, it.name), err)
+				}
+				m.reapMu.Unlock()
+			}
+		}
+	}()
+}
+
+// waitReaped waits for the arenas being deleted and returns the first
+// error met doing it since the last call.
+func (m *arenaManager) waitReaped() error {
+	m.reaping.Wait()
+	m.reapMu.Lock()
+	defer m.reapMu.Unlock()
+	err := m.reapErr
+	m.reapErr = nil
+	return err
 }
 
 // remove unmaps and deletes arena id.
@@ -327,7 +403,8 @@ func (m *arenaManager) remove(id int64) error {
 // close unmaps every arena, closes the directory and returns the first
 // error.
 func (m *arenaManager) close() error {
-	var first error
+	m.startReap()
+	first := m.waitReaped()
 	for m.back != nil {
 		if err := m.evict(); err != nil && first == nil {
 			first = err

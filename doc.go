@@ -49,11 +49,20 @@ flushes too.
 The stream of records is cut into arena files of a fixed size
 (SetArenaSize, 128 MiB by default) whose space is reserved with fallocate
 (F_PREALLOCATE on macOS) before they are written, so a full file system makes
-Enqueue return an error instead of killing the process. An arena that every
-consumer, the default one included, has read past is deleted at the next
-flush: disk use follows the slowest consumer. SetMaxDiskUsage caps it;
-Enqueue returns ErrQueueFull past the cap. At most SetMaxInMemArenas arenas
-(3 by default, 0 for no cap) are mapped at once.
+Enqueue return an error instead of killing the process.
+
+An arena that every consumer, the default one included, has read past is
+retired once the positions that passed it are durable: at the next flush, or
+at once on Dequeue for arenas of 16 MiB or more (or 64 MiB of smaller ones),
+which syncs only the small position files. Disk use follows the slowest
+consumer. Up to two retired arenas are kept, renamed, for the writer to reuse
+(creating a file is slow, a reused one is allocated and often still cached);
+the others are deleted. SetMaxDiskUsage caps the queue's files, spares kept
+none; Enqueue returns ErrQueueFull past the cap.
+
+At most SetMaxInMemArenas arenas (3 by default, 0 for no cap) are mapped at
+once. Under a cap, readers read arenas that are not mapped with pread, through
+a 64 KiB window per consumer, instead of mapping them.
 
 # Concurrency
 

@@ -49,8 +49,15 @@ func (q *MmapQueue) flushLocked() error {
 	if err := q.am.syncDir(); err != nil {
 		return fmt.Errorf("bigqueue: flush: %w", err)
 	}
-	// 2-4. Positions, index, arenas.
-	return q.syncPositions(q.tail)
+	// 2-4. Positions, index, arenas; and the arenas an earlier Dequeue
+	// retired are gone when Flush returns.
+	if err := q.syncPositions(q.tail, false); err != nil {
+		return err
+	}
+	if err := q.am.waitReaped(); err != nil {
+		return fmt.Errorf("bigqueue: flush: %w", err)
+	}
+	return nil
 }
 
 // syncPositions makes every consumer's position durable, then the index
@@ -62,7 +69,10 @@ func (q *MmapQueue) flushLocked() error {
 // made durable past it (reclaimLocked does, without syncing arenas): after
 // a power loss, recovery cuts the tail back to what is on disk and
 // clampConsumers moves a consumer that was past it back to it.
-func (q *MmapQueue) syncPositions(durableTail position) error {
+//
+// With later set, arenas to delete are unmapped and deleted on another
+// goroutine (see arenaManager.retire).
+func (q *MmapQueue) syncPositions(durableTail position, later bool) error {
 	for _, st := range q.allConsumers() {
 		if st.at == st.synced {
 			continue
@@ -98,10 +108,11 @@ func (q *MmapQueue) syncPositions(durableTail position) error {
 		if !q.am.exists(id) {
 			continue
 		}
-		if err := q.am.retire(id, tailArena, q.conf.maxDiskUsage <= 0); err != nil {
+		if err := q.am.retire(id, tailArena, q.conf.maxDiskUsage <= 0, later); err != nil {
 			return fmt.Errorf("bigqueue: flush: %w", err)
 		}
 	}
+	q.am.startReap()
 	return nil
 }
 
@@ -129,7 +140,7 @@ func (q *MmapQueue) maybeReclaim() {
 	if n < 1 || (n*int64(q.conf.arenaSize) < reclaimThreshold && q.conf.arenaSize < eagerArenaSize) {
 		return
 	}
-	if err := q.syncPositions(q.syncedTail); err != nil && q.bgErr == nil {
+	if err := q.syncPositions(q.syncedTail, true); err != nil && q.bgErr == nil {
 		q.bgErr = err
 	}
 }
