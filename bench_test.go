@@ -3,7 +3,9 @@ package bigqueue
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -310,38 +312,50 @@ func BenchmarkCopyBaseline(b *testing.B) {
 	}
 }
 
-// BenchmarkParallel runs producers and consumers on all cores: half the
-// goroutines enqueue 128-byte messages, half dequeue. One op is one message
-// through the queue.
+// BenchmarkParallel runs GOMAXPROCS producers and as many consumers at
+// once (go test -cpu 1,2 compares one core with two): b.N messages of 128
+// bytes go through the queue; one op is one message enqueued and dequeued.
 func BenchmarkParallel(b *testing.B) {
 	msg := bytes.Repeat([]byte("z"), 128)
 	q := benchQueue(b, 64<<20, DefaultMaxInMemArenas)
+	workers := runtime.GOMAXPROCS(0)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(msg)))
-	var mu sync.Mutex
-	role := 0
-	b.RunParallel(func(pb *testing.PB) {
-		mu.Lock()
-		producer := role%2 == 0
-		role++
-		mu.Unlock()
-		buf := make([]byte, 0, len(msg))
-		for pb.Next() {
-			if producer {
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	var dequeued atomic.Int64
+	for w := range workers {
+		n := b.N / workers
+		if w < b.N%workers {
+			n++
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range n {
 				if err := q.Enqueue(msg); err != nil {
 					b.Error(err)
 					return
 				}
-				continue
 			}
-			var err error
-			buf, err = q.DequeueAppend(buf[:0])
-			if err != nil && err != ErrEmptyQueue {
-				b.Error(err)
-				return
+		}()
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, len(msg))
+			for dequeued.Load() < int64(b.N) {
+				var err error
+				buf, err = q.DequeueAppend(buf[:0])
+				switch {
+				case err == nil:
+					dequeued.Add(1)
+				case err != ErrEmptyQueue:
+					b.Error(err)
+					return
+				}
 			}
-		}
-	})
+		}()
+	}
+	wg.Wait()
 }
 
 // BenchmarkNewMmapQueueBacklog opens a queue holding 1 GiB of messages
