@@ -4,7 +4,7 @@ MODULES := . ./cmd/bigqueue ./benchmarks
 FUZZTIME ?= 30s
 GOLANGCI_LINT_VERSION := v2.15.0
 
-.PHONY: test vet bench compare lint fuzz
+.PHONY: test vet bench sidebyside compare lint fuzz
 
 ## test: format and vet checks (also for macOS), then every module's tests with -race.
 ##       The fuzz targets' seed corpora run as part of the library's tests.
@@ -23,6 +23,11 @@ BENCH ?= .
 COUNT ?= 1
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count=$(COUNT) -timeout 120m .
+
+## sidebyside: the reference's benchmarks on the reference and on this
+##             project, interleaved, compared by benchstat (COUNT, BENCH, BENCHTIME).
+sidebyside:
+	cd benchmarks/sidebyside && ./run.sh
 
 ## compare: this project against the reference and its peers, one table.
 compare:
