@@ -45,7 +45,7 @@ func splitmix64(x uint64) uint64 {
 // messages span arenas when maxLen is larger than one.
 func contractPayload(key uint64, maxLen int) []byte {
 	h := splitmix64(key)
-	n := 8
+	var n int
 	switch h % 16 {
 	case 0:
 		n = maxLen/2 + int((h>>8)%uint64(maxLen/2+1))

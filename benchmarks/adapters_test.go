@@ -70,7 +70,7 @@ func TestAdaptersReopen(t *testing.T) {
 			if q, err = impl.Open(dir, cfg); err != nil {
 				t.Fatal(err)
 			}
-			defer q.Close()
+			defer func() { _ = q.Close() }()
 			for i := 0; i < 10; i++ {
 				m, err := q.Dequeue()
 				if err != nil {

@@ -143,7 +143,7 @@ func Run(impl Impl, w Workload, scale float64) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 
 	q, err := impl.Open(dir, Config{MsgSize: w.MsgSize, Durable: w.Durable})
 	if err != nil {

@@ -126,9 +126,9 @@ func bench(ctx context.Context, e *env, cfg benchConfig) (err error) {
 		where = dir + " (kept)"
 	}
 	overhead := timerOverhead()
-	fmt.Fprintf(e.stdout, "bigqueue bench: %d messages of %d bytes, arena size %s, queue in %s\n",
+	_, _ = fmt.Fprintf(e.stdout, "bigqueue bench: %d messages of %d bytes, arena size %s, queue in %s\n",
 		cfg.n, cfg.size, humanBytes(int64(before.ArenaSize)), where)
-	fmt.Fprintf(e.stdout, "latency: every call timed with time.Now (clock cost ~%s, included)\n\n",
+	_, _ = fmt.Fprintf(e.stdout, "latency: every call timed with time.Now (clock cost ~%s, included)\n\n",
 		humanDuration(overhead))
 
 	b := newBenchRun(cfg)
@@ -278,7 +278,7 @@ func (b *benchRun) newBar(w io.Writer, phase string) *progressbar.ProgressBar {
 		progressbar.OptionShowIts(),
 		progressbar.OptionSetItsString("msg"),
 		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+		progressbar.OptionOnCompletion(func() { _, _ = fmt.Fprintln(w) }),
 	)
 }
 

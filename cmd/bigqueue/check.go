@@ -40,7 +40,7 @@ func runCheck(e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("check %s: %w", dir, err)
 	}
-	fmt.Fprintf(e.stdout, "ok: %s: %s, %d bytes from head %d to tail %d, in %s; %s\n",
+	_, _ = fmt.Fprintf(e.stdout, "ok: %s: %s, %d bytes from head %d to tail %d, in %s; %s\n",
 		dir, count(st.Messages, "message"), st.Tail-st.Head, st.Head, st.Tail,
 		count(st.Arenas, "arena"), count(len(st.Consumers)-1, "named consumer"))
 	return nil

@@ -49,7 +49,7 @@ func runEnqueue(e *env, args []string) error {
 		return fmt.Errorf("enqueue to %s: %w", dir, err)
 	}
 	if *verbose {
-		fmt.Fprintf(e.stderr, "enqueued %s to %s\n", count(n, "message"), dir)
+		_, _ = fmt.Fprintf(e.stderr, "enqueued %s to %s\n", count(n, "message"), dir)
 	}
 	return nil
 }

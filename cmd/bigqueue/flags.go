@@ -27,11 +27,11 @@ func newFlags(name, synopsis, about string) *cmdFlags {
 
 // printUsage writes the subcommand's usage message to w.
 func (f *cmdFlags) printUsage(w io.Writer) {
-	fmt.Fprintf(w, "usage: bigqueue %s %s\n\n%s\n", f.Name(), f.synopsis, strings.TrimSpace(f.about))
+	_, _ = fmt.Fprintf(w, "usage: bigqueue %s %s\n\n%s\n", f.Name(), f.synopsis, strings.TrimSpace(f.about))
 	hasFlags := false
 	f.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
-		fmt.Fprint(w, "\nflags:\n")
+		_, _ = fmt.Fprint(w, "\nflags:\n")
 		f.SetOutput(w)
 		f.PrintDefaults()
 		f.SetOutput(io.Discard)

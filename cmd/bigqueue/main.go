@@ -77,7 +77,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cmd := lookup(name)
 	if cmd == nil {
-		fmt.Fprintf(stderr, "bigqueue: unknown command %q (run 'bigqueue -h' for the list)\n", name)
+		_, _ = fmt.Fprintf(stderr, "bigqueue: unknown command %q (run 'bigqueue -h' for the list)\n", name)
 		return exitUsage
 	}
 	return report(e, cmd.run(e, rest))
@@ -106,21 +106,21 @@ func report(e *env, err error) int {
 		help.flags.printUsage(e.stdout)
 		return exitOK
 	case errors.As(err, &usage):
-		fmt.Fprintf(e.stderr, "bigqueue %s: %v (run 'bigqueue %s -h' for usage)\n",
+		_, _ = fmt.Fprintf(e.stderr, "bigqueue %s: %v (run 'bigqueue %s -h' for usage)\n",
 			usage.cmd, usage.err, usage.cmd)
 		return exitUsage
 	default:
 		// The library's sentinel errors start with "bigqueue: " too; once at
 		// the start of the line is enough.
 		msg := strings.ReplaceAll(oneLine(err.Error()), "bigqueue: ", "")
-		fmt.Fprintf(e.stderr, "bigqueue: %s\n", msg)
+		_, _ = fmt.Fprintf(e.stderr, "bigqueue: %s\n", msg)
 		return exitFail
 	}
 }
 
 // printMainUsage writes the summary of every subcommand to w.
 func printMainUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: bigqueue COMMAND [flags] [DIR]
+	_, _ = fmt.Fprint(w, `usage: bigqueue COMMAND [flags] [DIR]
 
 bigqueue works on a queue directory written by github.com/seed-ff72c416/bigqueue.
 It opens an existing queue at the arena size the queue was created with.
@@ -128,9 +128,9 @@ It opens an existing queue at the arena size the queue was created with.
 commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		_, _ = fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprint(w, `
+	_, _ = fmt.Fprint(w, `
 Run 'bigqueue COMMAND -h' for the flags of a command.
 Exit status: 0 on success, 1 on failure (check: the queue is damaged), 2 on a usage error.
 `)

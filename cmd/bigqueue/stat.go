@@ -123,6 +123,6 @@ func writeStatText(w io.Writer, dir string, st bigqueue.Stats) error {
 		rows = append(rows, []string{consumerLabel(c.Name),
 			strconv.FormatInt(c.Position, 10), strconv.Itoa(c.Backlog)})
 	}
-	fmt.Fprintln(w)
+	_, _ = fmt.Fprintln(w)
 	return writeTable(w, rows)
 }
