@@ -107,13 +107,13 @@ func writeStatJSON(w io.Writer, dir string, st bigqueue.Stats) error {
 // consumers.
 func writeStatText(w io.Writer, dir string, st bigqueue.Stats) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "queue\t%s\n", dir)
-	fmt.Fprintf(tw, "arena size\t%s\n", sizeWithBytes(int64(st.ArenaSize)))
-	fmt.Fprintf(tw, "arenas\t%d\n", st.Arenas)
-	fmt.Fprintf(tw, "on disk\t%s\n", sizeWithBytes(st.DiskBytes))
-	fmt.Fprintf(tw, "head\t%d\n", st.Head)
-	fmt.Fprintf(tw, "tail\t%d\n", st.Tail)
-	fmt.Fprintf(tw, "messages\t%d\n", st.Messages)
+	_, _ = fmt.Fprintf(tw, "queue\t%s\n", dir)
+	_, _ = fmt.Fprintf(tw, "arena size\t%s\n", sizeWithBytes(int64(st.ArenaSize)))
+	_, _ = fmt.Fprintf(tw, "arenas\t%d\n", st.Arenas)
+	_, _ = fmt.Fprintf(tw, "on disk\t%s\n", sizeWithBytes(st.DiskBytes))
+	_, _ = fmt.Fprintf(tw, "head\t%d\n", st.Head)
+	_, _ = fmt.Fprintf(tw, "tail\t%d\n", st.Tail)
+	_, _ = fmt.Fprintf(tw, "messages\t%d\n", st.Messages)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
