@@ -93,11 +93,16 @@ func ExampleMmapQueue_NewConsumer() {
 	}
 	fmt.Println("mirror starts with", mirror.Len(), "left")
 	fmt.Println(q.Consumers())
+	if err := q.DeleteConsumer("mirror"); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(q.Consumers())
 	// Output:
 	// audit read a
 	// after restart audit reads b with 1 left
 	// mirror starts with 1 left
 	// [audit mirror]
+	// [audit]
 }
 
 // DequeueWait blocks until a message arrives, the context ends or the
