@@ -298,15 +298,7 @@ func TestCloseWakesDequeueWait(t *testing.T) {
 				}
 				result <- err
 			}()
-			for {
-				q.mu.Lock()
-				blocked := q.waiters != nil
-				q.mu.Unlock()
-				if blocked {
-					break
-				}
-				runtime.Gosched()
-			}
+			waitForWaiter(q)
 			require.NoError(t, q.Close())
 			select {
 			case err := <-result:
@@ -334,15 +326,7 @@ func TestDequeueWaitWokenByEnqueue(t *testing.T) {
 			}
 			result <- msg
 		}()
-		for {
-			q.mu.Lock()
-			blocked := q.waiters != nil
-			q.mu.Unlock()
-			if blocked {
-				break
-			}
-			runtime.Gosched()
-		}
+		waitForWaiter(q)
 		var want [8]byte
 		binary.LittleEndian.PutUint64(want[:], uint64(i))
 		require.NoError(t, q.Enqueue(want[:]))

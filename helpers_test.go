@@ -3,6 +3,7 @@ package bigqueue
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -57,5 +58,20 @@ func requireSeqMessage(t testing.TB, msg []byte, seq uint64, size int) {
 			got = fmt.Sprint(binary.LittleEndian.Uint64(msg))
 		}
 		t.Fatalf("message %d: got %d bytes (seq %s), want %d bytes", seq, len(msg), got, len(want))
+	}
+}
+
+// waitForWaiter returns once a DequeueWait is blocked on q: waiters
+// register under the lock before they block, so this is a condition, not a
+// guess at timing.
+func waitForWaiter(q *MmapQueue) {
+	for {
+		q.mu.Lock()
+		blocked := q.waiters != nil
+		q.mu.Unlock()
+		if blocked {
+			return
+		}
+		runtime.Gosched()
 	}
 }
