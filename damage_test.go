@@ -554,3 +554,57 @@ func TestDamagePayloadFlip(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 	require.NoError(t, q.Close())
 }
+
+// TestDamageNewestDurableSlot flips a byte of the index's newest durable
+// state after a flush that deleted arenas. The older state points into the
+// deleted arenas: opening must refuse with ErrCorrupt, not open an empty
+// queue and move every consumer back (which the next flush would make
+// permanent). A torn newest state whose older one still has its arenas
+// opens, as after a power loss during a Flush.
+func TestDamageNewestDurableSlot(t *testing.T) {
+	build := func(t *testing.T, consume bool) string {
+		dir := t.TempDir()
+		q := smallQueue(t, dir)
+		for i := range uint64(200) {
+			require.NoError(t, q.Enqueue(seqMessage(i, 100)))
+		}
+		require.NoError(t, q.Flush())
+		if consume {
+			for range 150 {
+				_, err := q.Dequeue()
+				require.NoError(t, err)
+			}
+		}
+		require.NoError(t, q.Close())
+		return dir
+	}
+	flipNewest := func(t *testing.T, dir string) {
+		path := filepath.Join(dir, indexName)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		m := metaFile{data: b}
+		g0, _, _ := m.slot(0)
+		g1, _, _ := m.slot(1)
+		newest := 0
+		if g1 > g0 {
+			newest = 1
+		}
+		b[metaSlot0Offset+newest*metaSlotSize+9] ^= 0x40
+		require.NoError(t, os.WriteFile(path, b, 0o644))
+	}
+
+	t.Run("older state's arenas deleted", func(t *testing.T) {
+		dir := build(t, true)
+		flipNewest(t, dir)
+		_, err := NewMmapQueue(dir, SetArenaSize(testArenaSize))
+		require.ErrorIs(t, err, ErrCorrupt)
+	})
+	t.Run("older state's arenas present", func(t *testing.T) {
+		dir := build(t, false)
+		flipNewest(t, dir)
+		q := smallQueue(t, dir)
+		m, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, 0, 100)
+	})
+}

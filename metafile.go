@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -254,6 +255,20 @@ func (m *metaFile) durable() (gen uint64, v [4]int64, ok bool) {
 	default:
 		return 0, v, false
 	}
+}
+
+// durableDamaged reports whether a durable slot that was written (not all
+// zeros, as a slot never written is) fails its checksum: durable then fell
+// back to the other slot, which may be older than the files around it.
+func (m *metaFile) durableDamaged() bool {
+	for i := range 2 {
+		off := metaSlot0Offset + i*metaSlotSize
+		b := m.data[off : off+slotDataSize+4]
+		if _, _, ok := m.slot(i); !ok && slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) {
+			return true
+		}
+	}
+	return false
 }
 
 // setDurable writes v as the next generation into the older slot. The

@@ -28,6 +28,19 @@ func (q *MmapQueue) recover() error {
 		return fmt.Errorf("%s: head %+v and tail %+v are inconsistent: %w", q.idx.path, head, tail, ErrCorrupt)
 	}
 	q.head, q.syncedHead, q.syncedTail = head, head, tail
+	if q.idx.durableDamaged() {
+		// The newest durable state is damaged and the older one is used.
+		// That is safe after a torn write (arenas are deleted only after
+		// the newer state is synced), but not after damage to a state that
+		// was complete: its arenas may be gone, and opening would silently
+		// drop the queue and move every consumer. Refuse then.
+		for _, p := range []int64{head.pos, tail.pos - 1} {
+			if id, _ := q.arenaOf(p); head.pos < tail.pos && !q.am.exists(id) {
+				return fmt.Errorf("%s: newest durable state damaged, and the older one points into missing %s: %w",
+					q.idx.path, arenaName(id), ErrCorrupt)
+			}
+		}
+	}
 
 	// Arenas before the head's were being deleted when the process stopped.
 	first, _ := q.arenaOf(head.pos)
