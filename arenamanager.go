@@ -36,6 +36,9 @@ type arenaManager struct {
 
 	// onDisk is the set of arena ids whose files exist.
 	onDisk map[int64]struct{}
+	// top is the highest id an arena file has had in this session; a
+	// retired arena kept for reuse is renamed past it.
+	top int64
 	// writable is the highest id whose file the writer has created and
 	// allocated in this session; arenas above it need createArenaFile.
 	writable int64
@@ -70,9 +73,11 @@ func newArenaManager(dir string, size, maxMapped int, onDisk []int64) (*arenaMan
 		mapped:   make(map[int64]*arena),
 		onDisk:   make(map[int64]struct{}, len(onDisk)),
 		writable: -1,
+		top:      -1,
 	}
 	for _, id := range onDisk {
 		m.onDisk[id] = struct{}{}
+		m.top = max(m.top, id)
 	}
 	return m, nil
 }
@@ -164,6 +169,7 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 		m.onDisk[id] = struct{}{}
 		m.created = true
 	}
+	m.top = max(m.top, id)
 	m.writable = id
 	return a, nil
 }
@@ -288,9 +294,9 @@ func (m *arenaManager) syncDir() error {
 // reuse.
 const maxSpares = 2
 
-// retire disposes of arena id, which every consumer has read past. When
-// reuse is allowed and fewer than maxSpares arenas lie past the tail's
-// arena, the file is renamed to the next unused id and kept: creating a
+// retire disposes of arena id, which every consumer has read past. With
+// keep set (the caller allows fewer than maxSpares arenas past the tail's
+// arena), the file is renamed to the next unused id and kept: creating a
 // file costs hundreds of microseconds on ext4, and a reused arena's blocks
 // are allocated and its pages often still cached, or even still mapped.
 // Its stale records cannot be read at their new positions: a record's
@@ -300,34 +306,39 @@ const maxSpares = 2
 // unmaps and deletes it on another goroutine: unmapping and unlinking a
 // file with dirty pages takes 100 us or more, which a Dequeue should not
 // wait for.
-func (m *arenaManager) retire(id, tailArena int64, reuse, later bool) error {
-	top := tailArena
-	spares := 0
-	for other := range m.onDisk {
-		if other > tailArena {
-			spares++
-		}
-		top = max(top, other)
-	}
-	if !reuse || spares >= maxSpares {
+func (m *arenaManager) retire(id, tailArena int64, keep, later bool) error {
+	if !keep {
 		if later {
 			m.detach(id)
 			return nil
 		}
 		return m.remove(id)
 	}
-	next := top + 1
+	next := max(m.top, tailArena) + 1
 	if err := unix.Renameat(m.dirFd, arenaName(id), m.dirFd, arenaName(next)); err != nil {
 		return fmt.Errorf("reuse arena %s as %s: %w", m.path(id), arenaName(next), err)
 	}
 	delete(m.onDisk, id)
 	m.onDisk[next] = struct{}{}
+	m.top = next
 	if a, ok := m.mapped[id]; ok {
 		delete(m.mapped, id)
 		a.id = next
 		m.mapped[next] = a
 	}
 	return nil
+}
+
+// spares counts the arena files past the tail's arena: retired ones kept
+// for reuse, or leftovers of a crash.
+func (m *arenaManager) spares(tailArena int64) int {
+	n := 0
+	for id := range m.onDisk {
+		if id > tailArena {
+			n++
+		}
+	}
+	return n
 }
 
 // detach forgets arena id and queues it for startReap.

@@ -104,11 +104,21 @@ func (q *MmapQueue) syncPositions(durableTail position, later bool) error {
 	last, _ := q.arenaOf(head.pos)
 	q.head = head
 	tailArena, _ := q.arenaOf(q.tail.pos)
+	spares := -1 // counted when first needed
 	for id := first; id < last; id++ {
 		if !q.am.exists(id) {
 			continue
 		}
-		if err := q.am.retire(id, tailArena, q.conf.maxDiskUsage <= 0, later); err != nil {
+		keep := false
+		if q.conf.maxDiskUsage <= 0 { // under a disk cap, no spares
+			if spares < 0 {
+				spares = q.am.spares(tailArena)
+			}
+			if keep = spares < maxSpares; keep {
+				spares++
+			}
+		}
+		if err := q.am.retire(id, tailArena, keep, later); err != nil {
 			return fmt.Errorf("bigqueue: flush: %w", err)
 		}
 	}
