@@ -313,10 +313,14 @@ func (q *MmapQueue) diskUsage(end int64) int64 {
 }
 
 // reclaimable reports whether a flush would delete an arena.
-func (q *MmapQueue) reclaimable() bool {
+func (q *MmapQueue) reclaimable() bool { return q.reclaimableArenas() > 0 }
+
+// reclaimableArenas counts the arenas from the head's up to the slowest
+// consumer's: those every consumer has read past.
+func (q *MmapQueue) reclaimableArenas() int64 {
 	first, _ := q.arenaOf(q.head.pos)
 	slowest, _ := q.arenaOf(q.slowest().pos)
-	return slowest > first
+	return slowest - first
 }
 
 // slowest returns the position of the consumer furthest behind.

@@ -144,9 +144,7 @@ const (
 // position files, not the arenas. An error is kept for the next Flush or
 // Close: the dequeue that triggered it has succeeded.
 func (q *MmapQueue) maybeReclaim() {
-	first, _ := q.arenaOf(q.head.pos)
-	slowest, _ := q.arenaOf(q.slowest().pos)
-	n := slowest - first
+	n := q.reclaimableArenas()
 	if n < 1 || (n*int64(q.conf.arenaSize) < reclaimThreshold && q.conf.arenaSize < eagerArenaSize) {
 		return
 	}

@@ -69,8 +69,8 @@ func (q *MmapQueue) writeRecord(pos int64, msg []byte, flags uint16) (int64, err
 // clear; one that cannot be mapped is not read either.
 func (q *MmapQueue) clearHeaderAt(pos int64) {
 	id, off := q.arenaOf(q.recordStart(pos))
-	a := q.am.front
-	if a == nil || a.id != id {
+	a := q.am.mapping(id)
+	if a == nil {
 		if !q.am.exists(id) {
 			return
 		}
@@ -88,17 +88,21 @@ func (q *MmapQueue) clearHeaderAt(pos int64) {
 func (q *MmapQueue) chunk(w *window, p int64, n int, limit int64) ([]byte, error) {
 	id, off := q.arenaOf(p)
 	n = min(n, q.conf.arenaSize-off)
-	if a := q.am.mapping(id); a != nil || q.am.max == 0 {
-		if a == nil {
-			var err error
-			if a, err = q.am.get(id); err != nil {
-				return nil, err
-			}
+	if !q.windowed(id) {
+		a, err := q.am.get(id)
+		if err != nil {
+			return nil, err
 		}
 		return a.data[off : off+n], nil
 	}
 	avail := int(min(int64(q.conf.arenaSize-off), limit-p))
 	return w.view(q.am, id, off, n, avail)
+}
+
+// windowed reports whether arena id is read through a window: under a
+// memory cap, when it is not mapped. Without a cap, every arena is mapped.
+func (q *MmapQueue) windowed(id int64) bool {
+	return q.am.max > 0 && q.am.mapping(id) == nil
 }
 
 // readHeader decodes the header of the record at pos, which lies before
@@ -112,11 +116,10 @@ func (q *MmapQueue) readHeader(w *window, pos, limit int64) (start int64, h reco
 	if err != nil {
 		return 0, h, err
 	}
-	id, _ := q.arenaOf(start)
+	id, off := q.arenaOf(start)
 	if len(b) < headerSize {
 		// The window ended inside the header: read it whole.
 		var hdr [headerSize]byte
-		_, off := q.arenaOf(start)
 		if err := w.readAt(q.am, id, off, hdr[:]); err != nil {
 			return 0, h, err
 		}
@@ -156,7 +159,7 @@ func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut 
 	for left := n; left > 0; {
 		id, off := q.arenaOf(p)
 		k := min(left, q.conf.arenaSize-off)
-		if copyOut && k >= windowSize && q.am.max > 0 && q.am.mapping(id) == nil {
+		if copyOut && k >= windowSize && q.windowed(id) {
 			// A large piece of an unmapped arena: read it straight into dst.
 			l := len(dst)
 			dst = dst[:l+k]
