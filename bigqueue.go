@@ -24,22 +24,27 @@ type MmapQueue struct {
 	// mu guards everything below it, the arenas and the state of every
 	// consumer. Exported methods take it, check closed, and call an
 	// unexported helper that does the work.
-	mu         sync.Mutex
-	closed     bool
-	lockFile   *os.File
-	idx        *metaFile
-	am         *arenaManager
-	head       position // oldest message kept; new consumers start here
-	tail       position // where the next record is written
-	syncedTail position // tail as of the last flush
-	syncedHead position // head as of the last flush
-	def        *consumerState
-	consumers  map[string]*consumerState
-	waiters    chan struct{} // closed to wake DequeueWait; nil while none waits
-	mutOps     int64         // enqueues and dequeues since the last flush
-	bgErr      error         // first error of the periodic flush not yet reported
-	crcScratch [crcPrefixSize]byte
-	scan       window // reads for recovery and Check
+	mu       sync.Mutex
+	closed   bool
+	lockFile *os.File
+	idx      *metaFile
+	am       *arenaManager
+	head     position // oldest message kept; new consumers start here
+	tail     position // where the next record is written
+	// writtenFrom is the tail as open left it. The records at or after it
+	// were written by this MmapQueue, into the page cache they are read
+	// from, and checked as they were written; Dequeue verifies the
+	// checksum only of records found on disk at open (see readRecord).
+	writtenFrom int64
+	syncedTail  position // tail as of the last flush
+	syncedHead  position // head as of the last flush
+	def         *consumerState
+	consumers   map[string]*consumerState
+	waiters     chan struct{} // closed to wake DequeueWait; nil while none waits
+	mutOps      int64         // enqueues and dequeues since the last flush
+	bgErr       error         // first error of the periodic flush not yet reported
+	crcScratch  [crcPrefixSize]byte
+	scan        window // reads for recovery and Check
 
 	flushReq chan struct{} // asks the flusher for a flush (op count reached)
 	quit     chan struct{} // closed by Close to stop the flusher
@@ -84,6 +89,7 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 		_ = q.release()
 		return nil, fmt.Errorf("bigqueue: open %s: %w", dir, err)
 	}
+	q.writtenFrom = q.tail.pos
 	q.wg.Add(1)
 	go q.flusher()
 	return q, nil

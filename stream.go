@@ -135,11 +135,16 @@ func (q *MmapQueue) readHeader(w *window, pos, limit int64) (start int64, h reco
 	return start, h, nil
 }
 
-// readRecord reads the record at pos, which ends at or before limit, and
-// verifies its checksum, reading unmapped arenas through w. With copyOut
-// the message is appended to dst (a new slice when dst is nil); without, it
-// is only checked. It returns the position after the record and the
-// record's flags. On error dst is returned as it was passed.
+// readRecord reads the record at pos, which ends at or before limit,
+// reading unmapped arenas through w. With copyOut the message is appended to
+// dst (a new slice when dst is nil) and its checksum verified when the
+// record was on disk at open; without copyOut the record is only verified,
+// for recovery and Check. A record this MmapQueue wrote itself is not
+// verified on the way out: its bytes are the ones it wrote, in the page
+// cache, checked by no one else since (the lock keeps other writers out),
+// and the CRC of a large message costs as much as copying it. It returns the
+// position after the record and the record's flags. On error dst is
+// returned as it was passed.
 func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut bool) (out []byte, next int64, flags uint16, err error) {
 	start, h, err := q.readHeader(w, pos, limit)
 	if err != nil {
@@ -147,44 +152,62 @@ func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut 
 	}
 	n := int(h.length)
 	base := len(dst)
-	if copyOut {
-		if dst == nil {
-			dst = make([]byte, 0, n)
-		} else {
-			dst = slices.Grow(dst, n)
-		}
+	verify := !copyOut || start < q.writtenFrom
+	fresh := copyOut && dst == nil // allocate dst, and without zeroing it when one piece fills it
+	if copyOut && !fresh {
+		dst = slices.Grow(dst, n)
 	}
-	crc := crcStart(&q.crcScratch, start, h.flags, h.length)
+	var crc uint32
+	if verify {
+		crc = crcStart(&q.crcScratch, start, h.flags, h.length)
+	}
 	p := start + headerSize
 	for left := n; left > 0; {
 		id, off := q.arenaOf(p)
 		k := min(left, q.conf.arenaSize-off)
 		if copyOut && k >= windowSize && q.windowed(id) {
 			// A large piece of an unmapped arena: read it straight into dst.
+			if fresh {
+				dst, fresh = make([]byte, 0, n), false
+			}
 			l := len(dst)
 			dst = dst[:l+k]
 			if err := w.readAt(q.am, id, off, dst[l:]); err != nil {
 				return dst[:base], 0, 0, err
 			}
-			crc = crc32.Update(crc, castagnoli, dst[l:])
+			if verify {
+				crc = crc32.Update(crc, castagnoli, dst[l:])
+			}
 		} else {
 			b, err := q.chunk(w, p, left, limit)
 			if err != nil {
 				return dst[:base], 0, 0, err
 			}
 			k = len(b)
-			crc = crc32.Update(crc, castagnoli, b)
-			if copyOut {
+			if verify {
+				crc = crc32.Update(crc, castagnoli, b)
+			}
+			switch {
+			case fresh && k == n:
+				// The whole message in one piece: append allocates the
+				// copy without zeroing it first, as make would.
+				dst, fresh = append([]byte(nil), b...), false
+			case fresh:
+				dst, fresh = append(make([]byte, 0, n), b...), false
+			case copyOut:
 				dst = append(dst, b...)
 			}
 		}
 		left -= k
 		p += int64(k)
 	}
-	if crc != h.crc {
+	if verify && crc != h.crc {
 		id, _ := q.arenaOf(start)
 		return dst[:base], 0, 0, fmt.Errorf("%s: record at position %d: checksum %#08x, want %#08x: %w",
 			q.am.path(id), start, crc, h.crc, ErrCorrupt)
+	}
+	if fresh {
+		dst = []byte{} // an empty message
 	}
 	return dst, p, h.flags, nil
 }
