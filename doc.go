@@ -38,7 +38,11 @@ What survives a crash, as a contract:
 Every record carries a CRC-32C over its position, length and bytes. The index
 remembers the tail the last Flush made durable; on open, only the records
 after it are verified, and the queue ends before the first one that fails. A
-region of zeros never parses as a record.
+region of zeros never parses as a record. Dequeue verifies the checksum of
+every record that was on disk when the queue was opened, so damage done to a
+closed queue's files is found; records written since open are served from
+the page cache they were written to and not checked again (the lock keeps
+other writers out). Check verifies every record.
 
 By default a background flush runs every second and after every 1,000,000
 enqueues and dequeues (SetPeriodicFlushDuration, SetPeriodicFlushOps). Close
@@ -53,9 +57,8 @@ Enqueue return an error instead of killing the process.
 
 An arena that every consumer, the default one included, has read past is
 retired once the positions that passed it are durable: at the next flush, or
-at once on Dequeue for arenas of 16 MiB or more (or 64 MiB of smaller ones),
-which syncs only the small position files. Disk use follows the slowest
-consumer. Up to two retired arenas are kept, renamed, for the writer to reuse
+at once on Dequeue for arenas of 16 MiB or more, which syncs only the small
+position files. Disk use follows the slowest consumer. Up to two retired arenas are kept, renamed, for the writer to reuse
 (creating a file is slow, a reused one is allocated and often still cached);
 the others are deleted. SetMaxDiskUsage caps the queue's files, spares kept
 none; Enqueue returns ErrQueueFull past the cap.

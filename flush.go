@@ -126,26 +126,25 @@ func (q *MmapQueue) syncPositions(durableTail position, later bool) error {
 	return nil
 }
 
-// A dequeue retires the arenas every consumer has read past at once,
-// without waiting for a flush, when they hold at least reclaimThreshold
-// bytes, or as soon as one does for arenas of eagerArenaSize or more. It
-// costs two syncs of a small file, paid once per arena or per 64 MiB; it
-// keeps the disk and the page cache from filling with data nobody will read
-// when flushes are off or far apart, and it hands a reader's arena back to
-// the writer while it is still mapped and its pages are warm: writing a page
-// again costs a copy, writing a fresh one a page fault and a new page.
-const (
-	reclaimThreshold = 64 << 20
-	eagerArenaSize   = 16 << 20
-)
+// eagerArenaSize is the arena size from which a Dequeue retires the arenas
+// every consumer has read past at once, without waiting for a flush. It
+// costs two syncs of a small file per arena, and hands a reader's arena back
+// to the writer while it is still mapped and its pages are warm: writing a
+// page again costs a copy, writing a fresh one a page fault and a new page
+// (a consumer that keeps up with 4 MiB messages in 16 MiB arenas ran 7x
+// faster). Smaller arenas wait for the next flush, every second by default:
+// retiring them on Dequeue as soon as 64 MiB were behind every consumer made
+// Dequeue of 128 KiB messages in 4 MiB arenas 30% slower (munmap and unlink
+// of 4 MiB files on the other core, measured side by side), for disk that
+// the next flush frees anyway.
+const eagerArenaSize = 16 << 20
 
-// maybeReclaim retires the arenas every consumer has read past when that
-// is worth two syncs (see reclaimThreshold). It syncs only the small
-// position files, not the arenas. An error is kept for the next Flush or
-// Close: the dequeue that triggered it has succeeded.
+// maybeReclaim retires the arenas every consumer has read past, when they
+// are of eagerArenaSize or more. It syncs only the small position files,
+// not the arenas. An error is kept for the next Flush or Close: the dequeue
+// that triggered it has succeeded.
 func (q *MmapQueue) maybeReclaim() {
-	n := q.reclaimableArenas()
-	if n < 1 || (n*int64(q.conf.arenaSize) < reclaimThreshold && q.conf.arenaSize < eagerArenaSize) {
+	if q.conf.arenaSize < eagerArenaSize || q.reclaimableArenas() < 1 {
 		return
 	}
 	if err := q.syncPositions(q.syncedTail, true); err != nil && q.bgErr == nil {

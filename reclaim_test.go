@@ -3,6 +3,7 @@ package bigqueue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -132,6 +133,52 @@ func TestReclaimHalfReadArena(t *testing.T) {
 		m, err := q.Dequeue()
 		require.NoError(t, err)
 		requireSeqMessage(t, m, i, 100)
+	}
+}
+
+// TestReclaimOnDequeue checks when a Dequeue retires arenas by itself, with
+// no flush at all: at once for arenas of eagerArenaSize, not before the next
+// flush for smaller ones. Either way the arena the consumer reads stays.
+func TestReclaimOnDequeue(t *testing.T) {
+	for _, c := range []struct {
+		arenaSize int
+		eager     bool
+	}{{eagerArenaSize, true}, {eagerArenaSize / 4, false}} {
+		t.Run(fmt.Sprint(c.arenaSize), func(t *testing.T) {
+			dir := t.TempDir()
+			q, err := NewMmapQueue(dir, SetArenaSize(c.arenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+			require.NoError(t, err)
+			defer func() { require.NoError(t, q.Close()) }()
+			// 2.5 arenas of messages; read until the consumer stands in arena 2.
+			size := c.arenaSize / 8
+			n := 20
+			for i := range n {
+				require.NoError(t, q.Enqueue(seqMessage(uint64(i), size)))
+			}
+			i := 0
+			for ; ; i++ {
+				m, err := q.Dequeue()
+				require.NoError(t, err)
+				requireSeqMessage(t, m, uint64(i), size)
+				if id, _ := q.arenaOf(q.def.at.pos); id == 2 {
+					break
+				}
+			}
+			gone := func(id int64) bool {
+				_, err := os.Stat(filepath.Join(dir, arenaName(id)))
+				return errors.Is(err, os.ErrNotExist)
+			}
+			require.Equal(t, c.eager, gone(0), "arena 0 retired by Dequeue alone")
+			require.Equal(t, c.eager, gone(1), "arena 1 retired by Dequeue alone")
+			require.NoError(t, q.Flush())
+			require.True(t, gone(0) && gone(1), "a flush retires what was read past")
+			require.False(t, gone(2), "the arena the consumer reads must stay")
+			for i++; i < n; i++ {
+				m, err := q.Dequeue()
+				require.NoError(t, err)
+				requireSeqMessage(t, m, uint64(i), size)
+			}
+		})
 	}
 }
 
