@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -84,26 +85,27 @@ func openArena(dirFd int, path string, id int64, size int, create bool) (*arena,
 	if err != nil {
 		return nil, fmt.Errorf("map arena %s: %w", path, err)
 	}
+	mappedArenas.Add(1)
 	return &arena{id: id, data: data}, nil
 }
 
 // populateChunk is how far ahead of the writer a mapping is faulted in.
 const populateChunk = 1 << 20
 
-// populateOK is cleared when the kernel refuses to populate a mapping.
-var populateOK = true
+// populateOff is set when the kernel refuses to populate a mapping.
+var populateOff atomic.Bool
 
 // prepareWrite faults in the pages the writer is about to fill, up to
 // [off, end) and at most populateChunk beyond, in one call, instead of one
 // page fault per page.
 func (a *arena) prepareWrite(off, end int) {
-	if end <= a.populated || !populateOK {
+	if end <= a.populated || populateOff.Load() {
 		return
 	}
 	from := max(a.populated, off) &^ 4095
 	to := min(len(a.data), max(end, from+populateChunk))
 	if !populate(a.data[from:to]) {
-		populateOK = false
+		populateOff.Store(true)
 		return
 	}
 	a.populated = to
@@ -121,6 +123,7 @@ func (a *arena) unmap() error {
 	}
 	err := unix.Munmap(a.data)
 	a.data = nil
+	mappedArenas.Add(-1)
 	return err
 }
 

@@ -192,11 +192,11 @@ func (m *arenaManager) allocate(id int64) error {
 }
 
 // load maps arena id, creating its file when create is set, and unmaps the
-// least recently used arenas first when the cap is reached, or when the
-// kernel refuses another mapping (ENOMEM: vm.max_map_count or address
-// space).
+// least recently used arenas first when the cap is reached, when the
+// process has mapLimit arenas mapped (see maplimit.go), or when the kernel
+// refuses another mapping (ENOMEM: vm.max_map_count or address space).
 func (m *arenaManager) load(id int64, create bool) (*arena, error) {
-	for m.max > 0 && len(m.mapped) >= m.max {
+	for m.back != nil && ((m.max > 0 && len(m.mapped) >= m.max) || mappedArenas.Load() >= mapLimit()) {
 		if err := m.evict(); err != nil {
 			return nil, err
 		}
@@ -367,6 +367,7 @@ func (m *arenaManager) startReap() {
 			var err error
 			if it.data != nil {
 				err = unix.Munmap(it.data)
+				mappedArenas.Add(-1)
 			}
 			if uerr := unix.Unlinkat(m.dirFd, it.name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) && err == nil {
 				err = uerr

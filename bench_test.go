@@ -312,6 +312,49 @@ func BenchmarkCopyBaseline(b *testing.B) {
 	}
 }
 
+// BenchmarkFreshPageBaseline is the floor for BenchmarkEnqueue in pure
+// growth (no consumer, MaxMem NoLimit, arenas of 4 MiB and more): write each
+// message into fresh pages of a new file, created, allocated and mapped one
+// arena at a time, as any queue of memory-mapped files must. Its cases have
+// the names of the BenchmarkEnqueue cases they are the floor of.
+func BenchmarkFreshPageBaseline(b *testing.B) {
+	for _, p := range benchParams() {
+		if p.maxInMemArenaCount != 0 || p.arenaSize < 4<<20 {
+			continue
+		}
+		b.Run(p.name(), func(b *testing.B) {
+			dir := b.TempDir()
+			var maps [][]byte
+			defer func() {
+				for _, m := range maps {
+					_ = unix.Munmap(m)
+				}
+			}()
+			var cur []byte
+			off := 0
+			b.ReportAllocs()
+			b.SetBytes(int64(len(p.message)))
+			for i := range b.N {
+				if cur == nil || off+len(p.message) > len(cur) {
+					fd, err := unix.Open(fmt.Sprintf("%s/file-%d", dir, i), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := allocateFile(fd, int64(p.arenaSize)); err != nil {
+						b.Fatal(err)
+					}
+					if cur, err = unix.Mmap(fd, 0, p.arenaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+						b.Fatal(err)
+					}
+					_ = unix.Close(fd)
+					maps, off = append(maps, cur), 0
+				}
+				off += copy(cur[off:], p.message)
+			}
+		})
+	}
+}
+
 // BenchmarkParallel runs GOMAXPROCS producers and as many consumers at
 // once (go test -cpu 1,2 compares one core with two): b.N messages of 128
 // bytes go through the queue; one op is one message enqueued and dequeued.

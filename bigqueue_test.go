@@ -440,3 +440,51 @@ func TestMmapENOMEMEvicts(t *testing.T) {
 	}
 	require.Equal(t, 2, refusals)
 }
+
+// TestMapLimitEvicts checks that the queues of a process share mapLimit:
+// past it, a queue without SetMaxInMemArenas unmaps its own least recently
+// used arenas, and every arena unmapped is counted off again.
+func TestMapLimitEvicts(t *testing.T) {
+	base := mappedArenas.Load()
+	real := mapLimit
+	t.Cleanup(func() { mapLimit = real })
+	const limit = 8
+	mapLimit = func() int64 { return base + limit }
+
+	q1 := smallQueue(t, t.TempDir(), SetMaxInMemArenas(0))
+	q2 := smallQueue(t, t.TempDir(), SetMaxInMemArenas(0))
+	const n = 500 // about 27 arenas each
+	for i := range uint64(n) {
+		require.NoError(t, q1.Enqueue(seqMessage(i, 200)))
+		require.LessOrEqual(t, mappedArenas.Load()-base, int64(limit))
+	}
+	require.Equal(t, limit, len(q1.am.mapped))
+	for i := range uint64(n) {
+		require.NoError(t, q2.Enqueue(seqMessage(i, 200)))
+		// q1's arenas are q1's to unmap: q2 keeps to one of its own.
+		require.LessOrEqual(t, len(q2.am.mapped), 1)
+	}
+	for _, q := range []*MmapQueue{q1, q2} {
+		for i := range uint64(n) {
+			m, err := q.Dequeue()
+			require.NoError(t, err)
+			requireSeqMessage(t, m, i, 200)
+		}
+	}
+	require.NoError(t, q1.Close())
+	require.NoError(t, q2.Close())
+	require.Equal(t, base, mappedArenas.Load(), "every unmapped arena counted off")
+}
+
+func TestReadMapLimit(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		content string
+		want    int64
+	}{{"65530\n", 32765}, {"262144", 131072}, {"garbage", defaultMapLimit}, {"1", defaultMapLimit}} {
+		path := filepath.Join(dir, "max_map_count")
+		require.NoError(t, os.WriteFile(path, []byte(c.content), 0o644))
+		require.Equal(t, c.want, readMapLimit(path), c.content)
+	}
+	require.Equal(t, int64(defaultMapLimit), readMapLimit(filepath.Join(dir, "missing")))
+}

@@ -534,12 +534,18 @@ func TestDamagePayloadFlip(t *testing.T) {
 			require.Equal(t, uint64(i), key)
 		}
 		for range 2 {
-			_, err = r.deq()
+			msg, err := r.deq()
 			require.ErrorIs(t, err, ErrCorrupt)
+			require.Nil(t, msg, "no bytes with ErrCorrupt")
 		}
 	}
 	_, err = q.Peek()
 	require.ErrorIs(t, err, ErrCorrupt)
+	buf := make([]byte, 4, 1<<20)
+	copy(buf, "keep")
+	out, err := q.DequeueAppend(buf)
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.Equal(t, "keep", string(out), "DequeueAppend returns dst as it was")
 	err = q.Check()
 	require.ErrorIs(t, err, ErrCorrupt)
 	require.Contains(t, err.Error(), arenaName(id))

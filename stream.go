@@ -151,7 +151,7 @@ func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut 
 		return dst, 0, 0, err
 	}
 	n := int(h.length)
-	base := len(dst)
+	in := dst
 	verify := !copyOut || start < q.writtenFrom
 	fresh := copyOut && dst == nil // allocate dst, and without zeroing it when one piece fills it
 	if copyOut && !fresh {
@@ -173,7 +173,7 @@ func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut 
 			l := len(dst)
 			dst = dst[:l+k]
 			if err := w.readAt(q.am, id, off, dst[l:]); err != nil {
-				return dst[:base], 0, 0, err
+				return in, 0, 0, err
 			}
 			if verify {
 				crc = crc32.Update(crc, castagnoli, dst[l:])
@@ -181,7 +181,7 @@ func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut 
 		} else {
 			b, err := q.chunk(w, p, left, limit)
 			if err != nil {
-				return dst[:base], 0, 0, err
+				return in, 0, 0, err
 			}
 			k = len(b)
 			if verify {
@@ -203,7 +203,7 @@ func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut 
 	}
 	if verify && crc != h.crc {
 		id, _ := q.arenaOf(start)
-		return dst[:base], 0, 0, fmt.Errorf("%s: record at position %d: checksum %#08x, want %#08x: %w",
+		return in, 0, 0, fmt.Errorf("%s: record at position %d: checksum %#08x, want %#08x: %w",
 			q.am.path(id), start, crc, h.crc, ErrCorrupt)
 	}
 	if fresh {
