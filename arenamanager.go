@@ -52,6 +52,11 @@ type arenaManager struct {
 	reaping sync.WaitGroup
 	reapMu  sync.Mutex
 	reapErr error
+
+	// ahead enables creating the writer's next arena file ahead of it
+	// (createahead.go); creating is the creation under way, or nil.
+	ahead    bool
+	creating *aheadCreation
 }
 
 // reapItem is an arena detached from the manager, to unmap and delete.
@@ -152,6 +157,7 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 	if id <= m.writable {
 		return m.get(id)
 	}
+	m.settle()
 	a, ok := m.mapped[id]
 	if ok {
 		// Mapped by a reader: only the allocation is missing.
@@ -171,6 +177,7 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 	}
 	m.top = max(m.top, id)
 	m.writable = id
+	m.createAhead(id + 1)
 	return a, nil
 }
 
@@ -307,6 +314,7 @@ const maxSpares = 2
 // file with dirty pages takes 100 us or more, which a Dequeue should not
 // wait for.
 func (m *arenaManager) retire(id, tailArena int64, keep, later bool) error {
+	m.settle() // the spare's new name must not be the one being created
 	if !keep {
 		if later {
 			m.detach(id)
@@ -332,6 +340,7 @@ func (m *arenaManager) retire(id, tailArena int64, keep, later bool) error {
 // spares counts the arena files past the tail's arena: retired ones kept
 // for reuse, or leftovers of a crash.
 func (m *arenaManager) spares(tailArena int64) int {
+	m.settle() // a file created ahead counts as a spare
 	n := 0
 	for id := range m.onDisk {
 		if id > tailArena {
@@ -415,6 +424,7 @@ func (m *arenaManager) remove(id int64) error {
 // close unmaps every arena, closes the directory and returns the first
 // error.
 func (m *arenaManager) close() error {
+	m.settle()
 	m.startReap()
 	first := m.waitReaped()
 	for m.back != nil {

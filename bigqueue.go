@@ -155,6 +155,7 @@ func (q *MmapQueue) open() error {
 	if q.am, err = newArenaManager(q.dir, q.conf.arenaSize, q.conf.maxInMemArenas, l.arenas); err != nil {
 		return err
 	}
+	q.am.ahead = q.conf.maxDiskUsage <= 0
 	if err := q.recover(); err != nil {
 		return err
 	}

@@ -58,14 +58,19 @@ Enqueue return an error instead of killing the process.
 An arena that every consumer, the default one included, has read past is
 retired once the positions that passed it are durable: at the next flush, or
 at once on Dequeue for arenas of 16 MiB or more, which syncs only the small
-position files. Disk use follows the slowest consumer. Up to two retired arenas are kept, renamed, for the writer to reuse
-(creating a file is slow, a reused one is allocated and often still cached);
-the others are deleted. SetMaxDiskUsage caps the queue's files, spares kept
-none; Enqueue returns ErrQueueFull past the cap.
+position files. Disk use follows the slowest consumer. Up to two retired
+arenas are kept, renamed, for the writer to reuse (creating a file is slow, a
+reused one is allocated and often still cached); the others are deleted.
+For arenas of 64 KiB or more, the writer's next arena file is created on
+another goroutine while it fills the current one, and counts as one of the
+two. SetMaxDiskUsage caps the queue's files (no spares are kept and no file
+is created ahead under it); Enqueue returns ErrQueueFull past the cap.
 
 At most SetMaxInMemArenas arenas (3 by default, 0 for no cap) are mapped at
 once. Under a cap, readers read arenas that are not mapped with pread, through
-a 64 KiB window per consumer, instead of mapping them.
+a 64 KiB window per consumer, instead of mapping them. Without a cap, the
+queues of a process still keep at most half of vm.max_map_count arenas
+mapped between them, so that the Go runtime can always map memory of its own.
 
 # Concurrency
 

@@ -1,0 +1,73 @@
+package bigqueue
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
+
+// Creating a file and allocating its blocks costs 300-500 µs of kernel time
+// on the ext4 we measured, whatever the file's size. For arenas of 64 KiB
+// and more, whose filling costs as much or more (a page fault per fresh
+// page), the writer has the next arena file created on another goroutine
+// while it fills the current one: 128 KiB arenas filled with 4 KiB writes
+// went 20% faster in a standalone test. For smaller arenas creation is all
+// the work and the handoff only adds to it. No file is created ahead under
+// SetMaxDiskUsage, whose count of bytes on disk it would upset.
+//
+// The file created ahead is not in onDisk until the writer claims it
+// (settle): until then it is known only to the goroutine. Whatever renames
+// arena files (retire) or closes the directory settles first. A file
+// created ahead that the queue never used is past the tail, where open
+// takes it for a spare.
+const createAheadMin = 64 << 10
+
+// aheadCreation is an arena file being created on another goroutine; done
+// gets the outcome.
+type aheadCreation struct {
+	id   int64
+	done chan error
+}
+
+// createAhead starts creating the file of arena id, when that is worth
+// it and nothing else is being created.
+func (m *arenaManager) createAhead(id int64) {
+	if !m.ahead || m.size < createAheadMin || m.creating != nil || m.exists(id) {
+		return
+	}
+	c := &aheadCreation{id: id, done: make(chan error, 1)}
+	m.creating = c
+	dirFd, size := m.dirFd, m.size
+	go func() { c.done <- createArenaFile(dirFd, arenaName(id), size) }()
+}
+
+// settle waits for the file being created ahead, if any, and counts it on
+// disk when it was created. A failure is not reported: the writer creates
+// the file itself when it needs it, and meets the error then.
+func (m *arenaManager) settle() {
+	c := m.creating
+	if c == nil {
+		return
+	}
+	m.creating = nil
+	if err := <-c.done; err == nil {
+		m.onDisk[c.id] = struct{}{}
+		m.top = max(m.top, c.id)
+		m.created = true
+	}
+}
+
+// createArenaFile creates the file name in dirFd, which must not exist, and
+// allocates its size bytes. On failure it leaves no file behind.
+func createArenaFile(dirFd int, name string, size int) error {
+	fd, err := openat(dirFd, name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL)
+	if err != nil {
+		return err
+	}
+	err = allocateFile(fd, int64(size))
+	err = errors.Join(err, unix.Close(fd))
+	if err != nil {
+		_ = unix.Unlinkat(dirFd, name, 0)
+	}
+	return err
+}

@@ -1,0 +1,98 @@
+package bigqueue
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// settled waits for the file being created ahead, as the writer would.
+func settled(q *MmapQueue) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.am.settle()
+}
+
+// TestCreateAhead checks that the writer's next arena file is created and
+// allocated before the writer gets there, for arenas of createAheadMin and
+// more without a disk cap, and not otherwise; and that the queue reads
+// through the arenas as always.
+func TestCreateAhead(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opts  []Option
+		ahead bool
+	}{
+		{"64KiB", []Option{SetArenaSize(createAheadMin)}, true},
+		{"4KiB", []Option{SetArenaSize(4096)}, false},
+		{"64KiB-disk-cap", []Option{SetArenaSize(createAheadMin), SetMaxDiskUsage(1 << 30)}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			q := openQueue(t, dir, append(c.opts, SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))...)
+			require.NoError(t, q.Enqueue(seqMessage(0, 100)))
+			settled(q)
+			fi, err := os.Stat(filepath.Join(dir, arenaName(1)))
+			if !c.ahead {
+				require.ErrorIs(t, err, os.ErrNotExist)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, int64(q.conf.arenaSize), fi.Size())
+			require.GreaterOrEqual(t, fi.Sys().(*syscall.Stat_t).Blocks*512, int64(q.conf.arenaSize), "allocated")
+			const n, size = 300, 1000 // about 5 arenas
+			for i := range uint64(n - 1) {
+				require.NoError(t, q.Enqueue(seqMessage(i+1, size)))
+			}
+			_, err = q.Dequeue()
+			require.NoError(t, err)
+			for i := range uint64(n - 1) {
+				m, err := q.Dequeue()
+				require.NoError(t, err)
+				requireSeqMessage(t, m, i+1, size)
+			}
+			require.NoError(t, q.Check())
+		})
+	}
+}
+
+// TestCreateAheadFullDisk fails every allocation after the first arena's:
+// the file created ahead is removed again, the Enqueue that needs the next
+// arena returns the error itself, and works once there is space.
+func TestCreateAheadFullDisk(t *testing.T) {
+	var calls atomic.Int64
+	var full atomic.Bool
+	orig := allocateFile
+	allocateFile = func(fd int, size int64) error {
+		if calls.Add(1) > 1 && full.Load() {
+			return syscall.ENOSPC
+		}
+		return orig(fd, size)
+	}
+	t.Cleanup(func() { allocateFile = orig })
+	full.Store(true)
+
+	dir := t.TempDir()
+	q := openQueue(t, dir, SetArenaSize(createAheadMin), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	require.NoError(t, q.Enqueue(seqMessage(0, 100)))
+	settled(q)
+	require.Equal(t, int64(2), calls.Load(), "arena 0, then arena 1 ahead")
+	require.Equal(t, []int64{0}, arenaFileIDs(t, dir), "a failed creation ahead left a file")
+	big := seqMessage(1, createAheadMin)
+	require.ErrorIs(t, q.Enqueue(big), syscall.ENOSPC)
+	require.Equal(t, []int64{0}, arenaFileIDs(t, dir))
+	require.Equal(t, 1, q.Len())
+
+	full.Store(false)
+	require.NoError(t, q.Enqueue(big))
+	m, err := q.Dequeue()
+	require.NoError(t, err)
+	requireSeqMessage(t, m, 0, 100)
+	m, err = q.Dequeue()
+	require.NoError(t, err)
+	requireSeqMessage(t, m, 1, createAheadMin)
+}
