@@ -10,10 +10,14 @@ import (
 // on the ext4 we measured, whatever the file's size. For arenas of 64 KiB
 // and more, whose filling costs as much or more (a page fault per fresh
 // page), the writer has the next arena file created on another goroutine
-// while it fills the current one: 128 KiB arenas filled with 4 KiB writes
-// went 20% faster in a standalone test. For smaller arenas creation is all
-// the work and the handoff only adds to it. No file is created ahead under
-// SetMaxDiskUsage, whose count of bytes on disk it would upset.
+// as it starts on the current one: 128 KiB arenas filled with 4 KiB writes
+// went 20% faster in a standalone test, and Enqueue of 4 KiB messages into
+// 128 KiB arenas 21% (starting only once half the arena was written made
+// it 40-65% slower instead: the writer then waits for the file). For
+// smaller arenas creation is all the work and the handoff only adds to it.
+// Nothing is created ahead of the first arena, so that a queue that fits
+// in one arena has one file, nor under SetMaxDiskUsage, whose count of
+// bytes on disk it would upset.
 //
 // The file created ahead is not in onDisk until the writer claims it
 // (settle): until then it is known only to the goroutine. Whatever renames
@@ -30,9 +34,15 @@ type aheadCreation struct {
 }
 
 // createAhead starts creating the file of arena id, when that is worth
-// it and nothing else is being created.
+// it, was not done yet and nothing else is being created. The writer calls
+// it as it starts on arena id-1. Not for arena 1: a queue that fits in its
+// first arena never has a second file.
 func (m *arenaManager) createAhead(id int64) {
-	if !m.ahead || m.size < createAheadMin || m.creating != nil || m.exists(id) {
+	if id <= max(m.aheadFor, 1) || !m.ahead || m.size < createAheadMin || m.creating != nil {
+		return
+	}
+	m.aheadFor = id
+	if m.exists(id) {
 		return
 	}
 	c := &aheadCreation{id: id, done: make(chan error, 1)}

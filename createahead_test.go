@@ -34,9 +34,16 @@ func TestCreateAhead(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			q := openQueue(t, dir, append(c.opts, SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))...)
-			require.NoError(t, q.Enqueue(seqMessage(0, 100)))
+			// Arena 0, filled but for the room of one more record: no
+			// second file for a queue that fits in one arena.
+			require.NoError(t, q.Enqueue(seqMessage(0, q.conf.arenaSize-3*headerSize)))
 			settled(q)
-			fi, err := os.Stat(filepath.Join(dir, arenaName(1)))
+			_, err := os.Stat(filepath.Join(dir, arenaName(1)))
+			require.ErrorIs(t, err, os.ErrNotExist, "a file ahead of the first arena")
+			// Into arena 1: arena 2 is created ahead.
+			require.NoError(t, q.Enqueue(seqMessage(1, 100)))
+			settled(q)
+			fi, err := os.Stat(filepath.Join(dir, arenaName(2)))
 			if !c.ahead {
 				require.ErrorIs(t, err, os.ErrNotExist)
 				return
@@ -45,22 +52,24 @@ func TestCreateAhead(t *testing.T) {
 			require.Equal(t, int64(q.conf.arenaSize), fi.Size())
 			require.GreaterOrEqual(t, fi.Sys().(*syscall.Stat_t).Blocks*512, int64(q.conf.arenaSize), "allocated")
 			const n, size = 300, 1000 // about 5 arenas
-			for i := range uint64(n - 1) {
-				require.NoError(t, q.Enqueue(seqMessage(i+1, size)))
+			for i := uint64(2); i < n; i++ {
+				require.NoError(t, q.Enqueue(seqMessage(i, size)))
 			}
-			_, err = q.Dequeue()
-			require.NoError(t, err)
-			for i := range uint64(n - 1) {
+			for range 2 {
+				_, err = q.Dequeue()
+				require.NoError(t, err)
+			}
+			for i := uint64(2); i < n; i++ {
 				m, err := q.Dequeue()
 				require.NoError(t, err)
-				requireSeqMessage(t, m, i+1, size)
+				requireSeqMessage(t, m, i, size)
 			}
 			require.NoError(t, q.Check())
 		})
 	}
 }
 
-// TestCreateAheadFullDisk fails every allocation after the first arena's:
+// TestCreateAheadFullDisk fails every allocation after the first two arenas':
 // the file created ahead is removed again, the Enqueue that needs the next
 // arena returns the error itself, and works once there is space.
 func TestCreateAheadFullDisk(t *testing.T) {
@@ -68,7 +77,7 @@ func TestCreateAheadFullDisk(t *testing.T) {
 	var full atomic.Bool
 	orig := allocateFile
 	allocateFile = func(fd int, size int64) error {
-		if calls.Add(1) > 1 && full.Load() {
+		if calls.Add(1) > 2 && full.Load() {
 			return syscall.ENOSPC
 		}
 		return orig(fd, size)
@@ -78,20 +87,23 @@ func TestCreateAheadFullDisk(t *testing.T) {
 
 	dir := t.TempDir()
 	q := openQueue(t, dir, SetArenaSize(createAheadMin), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
-	require.NoError(t, q.Enqueue(seqMessage(0, 100)))
+	// Arenas 0 and 1 (the first is never created ahead), then arena 2
+	// ahead, which fails.
+	first := seqMessage(0, createAheadMin)
+	require.NoError(t, q.Enqueue(first))
 	settled(q)
-	require.Equal(t, int64(2), calls.Load(), "arena 0, then arena 1 ahead")
-	require.Equal(t, []int64{0}, arenaFileIDs(t, dir), "a failed creation ahead left a file")
+	require.Equal(t, int64(3), calls.Load(), "arenas 0 and 1, then arena 2 ahead")
+	require.Equal(t, []int64{0, 1}, arenaFileIDs(t, dir), "a failed creation ahead left a file")
 	big := seqMessage(1, createAheadMin)
 	require.ErrorIs(t, q.Enqueue(big), syscall.ENOSPC)
-	require.Equal(t, []int64{0}, arenaFileIDs(t, dir))
+	require.Equal(t, []int64{0, 1}, arenaFileIDs(t, dir))
 	require.Equal(t, 1, q.Len())
 
 	full.Store(false)
 	require.NoError(t, q.Enqueue(big))
 	m, err := q.Dequeue()
 	require.NoError(t, err)
-	requireSeqMessage(t, m, 0, 100)
+	requireSeqMessage(t, m, 0, createAheadMin)
 	m, err = q.Dequeue()
 	require.NoError(t, err)
 	requireSeqMessage(t, m, 1, createAheadMin)

@@ -61,9 +61,9 @@ at once on Dequeue for arenas of 16 MiB or more, which syncs only the small
 position files. Disk use follows the slowest consumer. Up to two retired
 arenas are kept, renamed, for the writer to reuse (creating a file is slow, a
 reused one is allocated and often still cached); the others are deleted.
-For arenas of 64 KiB or more, the writer's next arena file is created on
-another goroutine while it fills the current one, and counts as one of the
-two. SetMaxDiskUsage caps the queue's files (no spares are kept and no file
+For arenas of 64 KiB or more, from a queue's second arena on, the writer's
+next arena file is created on another goroutine while it fills the current
+one, and counts as one of the two. SetMaxDiskUsage caps the queue's files (no spares are kept and no file
 is created ahead under it); Enqueue returns ErrQueueFull past the cap.
 
 At most SetMaxInMemArenas arenas (3 by default, 0 for no cap) are mapped at
