@@ -108,3 +108,36 @@ func TestCreateAheadFullDisk(t *testing.T) {
 	require.NoError(t, err)
 	requireSeqMessage(t, m, 1, createAheadMin)
 }
+
+// TestCreateAheadLeftover reopens a queue whose file created ahead was cut
+// short, as a kill -9 between its creation and its allocation leaves it:
+// the queue opens, the writer takes the file when it gets there, and every
+// message reads back.
+func TestCreateAheadLeftover(t *testing.T) {
+	dir := t.TempDir()
+	opts := []Option{SetArenaSize(createAheadMin), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+	q, err := NewMmapQueue(dir, opts...)
+	require.NoError(t, err)
+	const size = 1000
+	n := uint64(0)
+	for ; q.tail.pos < createAheadMin+100; n++ {
+		require.NoError(t, q.Enqueue(seqMessage(n, size)))
+	}
+	require.NoError(t, q.Close())
+	require.Equal(t, []int64{0, 1, 2}, arenaFileIDs(t, dir), "arena 2 created ahead")
+	require.NoError(t, os.Truncate(filepath.Join(dir, arenaName(2)), 0))
+
+	q, err = NewMmapQueue(dir, opts...)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	require.Equal(t, int(n), q.Len())
+	for end := n + 3*createAheadMin/size; n < end; n++ {
+		require.NoError(t, q.Enqueue(seqMessage(n, size)))
+	}
+	for i := range n {
+		m, err := q.Dequeue()
+		require.NoError(t, err, "message %d", i)
+		requireSeqMessage(t, m, i, size)
+	}
+	require.NoError(t, q.Check())
+}
