@@ -54,11 +54,9 @@ type arenaManager struct {
 	reapErr error
 
 	// ahead enables creating the writer's next arena file ahead of it
-	// (createahead.go); creating is the creation under way, or nil, and
-	// aheadFor the highest arena id it was started or found done for.
+	// (createahead.go); creating is the creation under way, or nil.
 	ahead    bool
 	creating *aheadCreation
-	aheadFor int64
 }
 
 // reapItem is an arena detached from the manager, to unmap and delete.

@@ -34,15 +34,11 @@ type aheadCreation struct {
 }
 
 // createAhead starts creating the file of arena id, when that is worth
-// it, was not done yet and nothing else is being created. The writer calls
-// it as it starts on arena id-1. Not for arena 1: a queue that fits in its
-// first arena never has a second file.
+// it and nothing else is being created. The writer calls it as it starts on
+// arena id-1. Not for arena 1: a queue that fits in its first arena never
+// has a second file.
 func (m *arenaManager) createAhead(id int64) {
-	if id <= max(m.aheadFor, 1) || !m.ahead || m.size < createAheadMin || m.creating != nil {
-		return
-	}
-	m.aheadFor = id
-	if m.exists(id) {
+	if id <= 1 || !m.ahead || m.size < createAheadMin || m.creating != nil || m.exists(id) {
 		return
 	}
 	c := &aheadCreation{id: id, done: make(chan error, 1)}
