@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -62,28 +61,28 @@ func openArena(dirFd int, path string, id int64, size int, create bool) (*arena,
 	fd, err := openat(dirFd, name, flag)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("arena %s is missing: %w", path, ErrCorrupt)
+			return nil, errorf("arena %s is missing: %w", path, ErrCorrupt)
 		}
-		return nil, fmt.Errorf("open arena %s: %w", path, err)
+		return nil, errorf("open arena %s: %w", path, err)
 	}
 	defer func() { _ = unix.Close(fd) }()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("stat arena %s: %w", path, err)
+		return nil, errorf("stat arena %s: %w", path, err)
 	}
 	if create {
 		if err := allocateFile(fd, int64(size)); err != nil {
 			if st.Size == 0 {
 				_ = unix.Unlinkat(dirFd, name, 0)
 			}
-			return nil, fmt.Errorf("allocate %d bytes for arena %s: %w", size, path, err)
+			return nil, errorf("allocate %d bytes for arena %s: %w", size, path, err)
 		}
 	} else if st.Size < int64(size) {
-		return nil, fmt.Errorf("arena %s is %d bytes, want %d: %w", path, st.Size, size, ErrCorrupt)
+		return nil, errorf("arena %s is %d bytes, want %d: %w", path, st.Size, size, ErrCorrupt)
 	}
 	data, err := mmapFile(fd, size)
 	if err != nil {
-		return nil, fmt.Errorf("map arena %s: %w", path, err)
+		return nil, errorf("map arena %s: %w", path, err)
 	}
 	mappedArenas.Add(1)
 	return &arena{id: id, data: data}, nil
@@ -145,14 +144,14 @@ func syncFile(dirFd int, name string) error {
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
+		return errorf("open directory %s: %w", dir, err)
 	}
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
+		return errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }

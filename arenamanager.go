@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -68,7 +67,7 @@ type reapItem struct {
 func newArenaManager(dir string, size, maxMapped int, onDisk []int64) (*arenaManager, error) {
 	dirFd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open directory %s: %w", dir, err)
+		return nil, errorf("open directory %s: %w", dir, err)
 	}
 	m := &arenaManager{
 		dir:      dir,
@@ -186,14 +185,14 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 func (m *arenaManager) allocate(id int64) error {
 	fd, err := openat(m.dirFd, arenaName(id), unix.O_RDWR)
 	if err != nil {
-		return fmt.Errorf("open arena %s: %w", m.path(id), err)
+		return errorf("open arena %s: %w", m.path(id), err)
 	}
 	err = allocateFile(fd, int64(m.size))
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("allocate arena %s: %w", m.path(id), err)
+		return errorf("allocate arena %s: %w", m.path(id), err)
 	}
 	return nil
 }
@@ -230,7 +229,7 @@ func (m *arenaManager) evict() error {
 	m.unlink(a)
 	delete(m.mapped, a.id)
 	if err := a.unmap(); err != nil {
-		return fmt.Errorf("unmap arena %s: %w", m.path(a.id), err)
+		return errorf("unmap arena %s: %w", m.path(a.id), err)
 	}
 	return nil
 }
@@ -272,7 +271,7 @@ func (m *arenaManager) unlink(a *arena) {
 func (m *arenaManager) sync(id int64) error {
 	if a, ok := m.mapped[id]; ok {
 		if err := a.sync(); err != nil {
-			return fmt.Errorf("sync arena %s: %w", m.path(id), err)
+			return errorf("sync arena %s: %w", m.path(id), err)
 		}
 		return nil
 	}
@@ -280,7 +279,7 @@ func (m *arenaManager) sync(id int64) error {
 		return nil
 	}
 	if err := syncFile(m.dirFd, arenaName(id)); err != nil {
-		return fmt.Errorf("sync arena %s: %w", m.path(id), err)
+		return errorf("sync arena %s: %w", m.path(id), err)
 	}
 	return nil
 }
@@ -324,7 +323,7 @@ func (m *arenaManager) retire(id, tailArena int64, keep, later bool) error {
 	}
 	next := max(m.top, tailArena) + 1
 	if err := unix.Renameat(m.dirFd, arenaName(id), m.dirFd, arenaName(next)); err != nil {
-		return fmt.Errorf("reuse arena %s as %s: %w", m.path(id), arenaName(next), err)
+		return errorf("reuse arena %s as %s: %w", m.path(id), arenaName(next), err)
 	}
 	delete(m.onDisk, id)
 	m.onDisk[next] = struct{}{}
@@ -384,7 +383,7 @@ func (m *arenaManager) startReap() {
 			if err != nil {
 				m.reapMu.Lock()
 				if m.reapErr == nil {
-					m.reapErr = fmt.Errorf("delete arena %s: %w", filepath.Join(m.dir, it.name), err)
+					m.reapErr = errorf("delete arena %s: %w", filepath.Join(m.dir, it.name), err)
 				}
 				m.reapMu.Unlock()
 			}
@@ -416,7 +415,7 @@ func (m *arenaManager) remove(id int64) error {
 	}
 	delete(m.onDisk, id)
 	if err != nil {
-		return fmt.Errorf("delete arena %s: %w", m.path(id), err)
+		return errorf("delete arena %s: %w", m.path(id), err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package bigqueue
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,10 +67,10 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("bigqueue: open %s: %w", dir, err)
+		return nil, errorf("open %s: %w", dir, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("bigqueue: open %s: %w", dir, syscall.ENOTDIR)
+		return nil, errorf("open %s: %w", dir, syscall.ENOTDIR)
 	}
 	lockFile, err := lockDir(dir)
 	if err != nil {
@@ -87,7 +86,10 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 	}
 	if err := q.open(); err != nil {
 		_ = q.release()
-		return nil, fmt.Errorf("bigqueue: open %s: %w", dir, err)
+		if errors.Is(err, ErrInvalidArenaSize) {
+			return nil, ErrInvalidArenaSize // as the reference returns it: see errors.go
+		}
+		return nil, errorf("open %s: %w", dir, err)
 	}
 	q.writtenFrom = q.tail.pos
 	q.wg.Add(1)
@@ -106,7 +108,7 @@ func listDir(dir string) (dirListing, error) {
 	var l dirListing
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return l, fmt.Errorf("read directory %s: %w", dir, err)
+		return l, errorf("read directory %s: %w", dir, err)
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -120,7 +122,7 @@ func listDir(dir string) (dirListing, error) {
 		case strings.HasSuffix(name, ".tmp"):
 			// A meta file whose creation a crash interrupted.
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
-				return l, fmt.Errorf("remove %s: %w", name, err)
+				return l, errorf("remove %s: %w", name, err)
 			}
 		case isConsumerFile(name):
 			l.consumerFiles = append(l.consumerFiles, name)
@@ -150,7 +152,7 @@ func (q *MmapQueue) open() error {
 	}
 	q.idx = idx
 	if size != q.conf.arenaSize {
-		return fmt.Errorf("queue has arena size %d, opened with %d: %w", size, q.conf.arenaSize, ErrInvalidArenaSize)
+		return errorf("queue has arena size %d, opened with %d: %w", size, q.conf.arenaSize, ErrInvalidArenaSize)
 	}
 	if q.am, err = newArenaManager(q.dir, q.conf.arenaSize, q.conf.maxInMemArenas, l.arenas); err != nil {
 		return err
@@ -170,11 +172,11 @@ func (q *MmapQueue) open() error {
 // index, whose presence marks the queue as created.
 func (q *MmapQueue) create(l dirListing) error {
 	if l.referenceMetadata {
-		return fmt.Errorf("%s holds a queue of github.com/grandecola/bigqueue's format: %w",
+		return errorf("%s holds a queue of github.com/grandecola/bigqueue's format: %w",
 			q.dir, ErrIncompatibleVersion)
 	}
 	if len(l.arenas) > 0 || len(l.consumerFiles) > 0 {
-		return fmt.Errorf("%s is missing but arena or consumer files are present: %w",
+		return errorf("%s is missing but arena or consumer files are present: %w",
 			filepath.Join(q.dir, indexName), ErrCorrupt)
 	}
 	if err := createConsumerFile(q.dir, defaultConsumerFile, "", position{}); err != nil {
@@ -199,7 +201,7 @@ func (q *MmapQueue) release() error {
 	if q.lockFile != nil {
 		errs = append(errs, q.lockFile.Close())
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs...)
 }
 
 // allConsumers returns the default consumer (if loaded) and the named ones.
@@ -227,7 +229,7 @@ func (q *MmapQueue) Enqueue(message []byte) error {
 	}
 	next, err := q.writeRecord(q.tail.pos, message, 0)
 	if err != nil {
-		return fmt.Errorf("bigqueue: enqueue: %w", err)
+		return errorf("enqueue: %w", err)
 	}
 	q.advanceTail(position{next, q.tail.seq + 1}, 1)
 	return nil
@@ -265,7 +267,7 @@ func (q *MmapQueue) EnqueueBatch(messages [][]byte) error {
 		}
 		var err error
 		if pos, err = q.writeRecord(pos, m, flags); err != nil {
-			return fmt.Errorf("bigqueue: enqueue batch: %w", err)
+			return errorf("enqueue batch: %w", err)
 		}
 	}
 	q.advanceTail(position{pos, q.tail.seq + int64(len(messages))}, int64(len(messages)))
@@ -294,12 +296,12 @@ func (q *MmapQueue) reserve(end int64) error {
 	usage := q.diskUsage(end)
 	if usage > q.conf.maxDiskUsage && q.reclaimable() {
 		if err := q.flushLocked(); err != nil {
-			return fmt.Errorf("bigqueue: reclaim space: %w", err)
+			return errorf("reclaim space: %w", err)
 		}
 		usage = q.diskUsage(end)
 	}
 	if usage > q.conf.maxDiskUsage {
-		return fmt.Errorf("bigqueue: enqueue needs %d bytes on disk, limit is %d: %w", usage, q.conf.maxDiskUsage, ErrQueueFull)
+		return errorf("enqueue needs %d bytes on disk, limit is %d: %w", usage, q.conf.maxDiskUsage, ErrQueueFull)
 	}
 	return nil
 }
@@ -347,7 +349,7 @@ func (q *MmapQueue) usable(st *consumerState) error {
 		return ErrClosed
 	}
 	if st.deleted {
-		return fmt.Errorf("bigqueue: consumer %q was deleted: %w", st.name, ErrUnknownConsumer)
+		return errorf("consumer %q was deleted: %w", st.name, ErrUnknownConsumer)
 	}
 	return nil
 }
@@ -423,7 +425,7 @@ func (q *MmapQueue) dequeueLocked(st *consumerState, dst []byte, consume bool) (
 	}
 	out, next, _, err := q.readRecord(&st.win, st.at.pos, q.tail.pos, dst, true)
 	if err != nil {
-		return out, fmt.Errorf("bigqueue: dequeue: %w", err)
+		return out, errorf("dequeue: %w", err)
 	}
 	if consume {
 		before, _ := q.arenaOf(st.at.pos)
@@ -487,9 +489,9 @@ func (q *MmapQueue) Close() error {
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	err := errors.Join(q.takeBackgroundError(), q.flushLocked())
+	err := joinErrors(q.takeBackgroundError(), q.flushLocked())
 	if rerr := q.release(); rerr != nil {
-		err = errors.Join(err, fmt.Errorf("bigqueue: close: %w", rerr))
+		err = joinErrors(err, errorf("close: %w", rerr))
 	}
 	return err
 }

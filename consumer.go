@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,10 +77,10 @@ func isConsumerFile(name string) bool {
 
 func validateConsumerName(name string) error {
 	if name == "" {
-		return fmt.Errorf("consumer name is empty: %w", ErrInvalidConsumerName)
+		return errorf("consumer name is empty: %w", ErrInvalidConsumerName)
 	}
 	if len(name) > MaxConsumerNameLen {
-		return fmt.Errorf("consumer name is %d bytes, at most %d allowed: %w", len(name), MaxConsumerNameLen, ErrInvalidConsumerName)
+		return errorf("consumer name is %d bytes, at most %d allowed: %w", len(name), MaxConsumerNameLen, ErrInvalidConsumerName)
 	}
 	return nil
 }
@@ -105,13 +103,13 @@ func openConsumerFile(path string) (*consumerState, error) {
 	n := binary.LittleEndian.Uint32(mf.field()[consumerNameOffset:])
 	if n > MaxConsumerNameLen {
 		_ = mf.close()
-		return nil, fmt.Errorf("%s: name length %d out of range: %w", path, n, ErrCorrupt)
+		return nil, errorf("%s: name length %d out of range: %w", path, n, ErrCorrupt)
 	}
 	st := &consumerState{name: string(mf.static()[:n]), mf: mf}
 	_, v, ok := mf.durable()
 	if !ok {
 		_ = mf.close()
-		return nil, fmt.Errorf("%s: no durable position with a valid checksum: %w", path, ErrCorrupt)
+		return nil, errorf("%s: no durable position with a valid checksum: %w", path, ErrCorrupt)
 	}
 	st.synced = position{v[0], v[1]}
 	st.at = st.synced
@@ -129,7 +127,7 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 	}
 	q.def = def
 	if def.name != "" {
-		return fmt.Errorf("%s: default consumer file holds name %q: %w", def.mf.path, def.name, ErrCorrupt)
+		return errorf("%s: default consumer file holds name %q: %w", def.mf.path, def.name, ErrCorrupt)
 	}
 	for _, file := range names {
 		st, err := openConsumerFile(filepath.Join(q.dir, file))
@@ -138,7 +136,7 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 		}
 		q.consumers[st.name] = st
 		if st.name == "" || consumerFileName(st.name) != file {
-			return fmt.Errorf("%s: holds name %q, which belongs in another file: %w", st.mf.path, st.name, ErrCorrupt)
+			return errorf("%s: holds name %q, which belongs in another file: %w", st.mf.path, st.name, ErrCorrupt)
 		}
 	}
 	return nil
@@ -183,7 +181,7 @@ func (c *Consumer) Name() string { return c.st.name }
 // string of 1 to MaxConsumerNameLen bytes is a valid name.
 func (q *MmapQueue) NewConsumer(name string) (*Consumer, error) {
 	if err := validateConsumerName(name); err != nil {
-		return nil, fmt.Errorf("bigqueue: %w", err)
+		return nil, err
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -206,7 +204,7 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 		return nil, ErrDifferentQueues
 	}
 	if err := validateConsumerName(name); err != nil {
-		return nil, fmt.Errorf("bigqueue: %w", err)
+		return nil, err
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -231,11 +229,11 @@ func (q *MmapQueue) consumer(name string, at position) (*consumerState, error) {
 	}
 	file := consumerFileName(name)
 	if err := createConsumerFile(q.dir, file, name, at); err != nil {
-		return nil, fmt.Errorf("bigqueue: new consumer %q: %w", name, err)
+		return nil, errorf("new consumer %q: %w", name, err)
 	}
 	st, err := openConsumerFile(filepath.Join(q.dir, file))
 	if err != nil {
-		return nil, fmt.Errorf("bigqueue: new consumer %q: %w", name, err)
+		return nil, errorf("new consumer %q: %w", name, err)
 	}
 	q.consumers[name] = st
 	return st, nil
@@ -269,11 +267,11 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 	}
 	st, ok := q.consumers[name]
 	if !ok {
-		return fmt.Errorf("bigqueue: delete consumer %q: %w", name, ErrUnknownConsumer)
+		return errorf("delete consumer %q: %w", name, ErrUnknownConsumer)
 	}
 	delete(q.consumers, name)
 	st.deleted = true
-	err := errors.Join(st.mf.close(), st.win.close())
+	err := joinErrors(st.mf.close(), st.win.close())
 	if rerr := os.Remove(st.mf.path); rerr != nil && err == nil {
 		err = rerr
 	}
@@ -281,7 +279,7 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 		err = syncDir(q.dir)
 	}
 	if err != nil {
-		return fmt.Errorf("bigqueue: delete consumer %q: %w", name, err)
+		return errorf("delete consumer %q: %w", name, err)
 	}
 	return q.flushLocked()
 }

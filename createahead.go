@@ -1,8 +1,6 @@
 package bigqueue
 
 import (
-	"errors"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -71,7 +69,7 @@ func createArenaFile(dirFd int, name string, size int) error {
 		return err
 	}
 	err = allocateFile(fd, int64(size))
-	err = errors.Join(err, unix.Close(fd))
+	err = joinErrors(err, unix.Close(fd))
 	if err != nil {
 		_ = unix.Unlinkat(dirFd, name, 0)
 	}

@@ -1,8 +1,6 @@
 package bigqueue
 
 import (
-	"errors"
-	"fmt"
 	"time"
 )
 
@@ -18,7 +16,7 @@ func (q *MmapQueue) Flush() error {
 	if q.closed {
 		return ErrClosed
 	}
-	return errors.Join(q.takeBackgroundError(), q.flushLocked())
+	return joinErrors(q.takeBackgroundError(), q.flushLocked())
 }
 
 // takeBackgroundError returns and clears the periodic flush's error.
@@ -26,7 +24,7 @@ func (q *MmapQueue) takeBackgroundError() error {
 	err := q.bgErr
 	q.bgErr = nil
 	if err != nil {
-		return fmt.Errorf("bigqueue: periodic flush: %w", err)
+		return errorf("periodic flush: %w", err)
 	}
 	return nil
 }
@@ -42,12 +40,12 @@ func (q *MmapQueue) flushLocked() error {
 		last, _ := q.arenaOf(q.tail.pos - 1)
 		for id := first; id <= last; id++ {
 			if err := q.am.sync(id); err != nil {
-				return fmt.Errorf("bigqueue: flush: %w", err)
+				return errorf("flush: %w", err)
 			}
 		}
 	}
 	if err := q.am.syncDir(); err != nil {
-		return fmt.Errorf("bigqueue: flush: %w", err)
+		return errorf("flush: %w", err)
 	}
 	// 2-4. Positions, index, arenas; and the arenas an earlier Dequeue
 	// retired are gone when Flush returns.
@@ -55,7 +53,7 @@ func (q *MmapQueue) flushLocked() error {
 		return err
 	}
 	if err := q.am.waitReaped(); err != nil {
-		return fmt.Errorf("bigqueue: flush: %w", err)
+		return errorf("flush: %w", err)
 	}
 	return nil
 }
@@ -79,7 +77,7 @@ func (q *MmapQueue) syncPositions(durableTail position, later bool) error {
 		}
 		st.mf.setDurable([4]int64{st.at.pos, st.at.seq})
 		if err := st.mf.sync(); err != nil {
-			return fmt.Errorf("bigqueue: flush: %w", err)
+			return errorf("flush: %w", err)
 		}
 		st.synced = st.at
 	}
@@ -96,7 +94,7 @@ func (q *MmapQueue) syncPositions(durableTail position, later bool) error {
 	if durableTail != q.syncedTail || head != q.syncedHead {
 		q.idx.setDurable([4]int64{head.pos, head.seq, durableTail.pos, durableTail.seq})
 		if err := q.idx.sync(); err != nil {
-			return fmt.Errorf("bigqueue: flush: %w", err)
+			return errorf("flush: %w", err)
 		}
 		q.syncedTail, q.syncedHead = durableTail, head
 	}
@@ -119,7 +117,7 @@ func (q *MmapQueue) syncPositions(durableTail position, later bool) error {
 			}
 		}
 		if err := q.am.retire(id, tailArena, keep, later); err != nil {
-			return fmt.Errorf("bigqueue: flush: %w", err)
+			return errorf("flush: %w", err)
 		}
 	}
 	q.am.startReap()

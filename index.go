@@ -3,7 +3,6 @@ package bigqueue
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -59,7 +58,7 @@ func openIndex(dir string) (*metaFile, int, error) {
 func indexArenaSize(path string, fields []byte) (int, error) {
 	size := binary.LittleEndian.Uint64(fields[indexArenaSizeOffset:])
 	if size < uint64(os.Getpagesize()) || size > 1<<40 {
-		return 0, fmt.Errorf("%s: arena size %d out of range: %w", path, size, ErrCorrupt)
+		return 0, errorf("%s: arena size %d out of range: %w", path, size, ErrCorrupt)
 	}
 	return int(size), nil
 }
@@ -73,22 +72,22 @@ func ReadArenaSize(dir string) (int, error) {
 	path := filepath.Join(dir, indexName)
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("bigqueue: read index: %w", err)
+		return 0, errorf("read index: %w", err)
 	}
 	defer func() { _ = f.Close() }()
 	b := make([]byte, metaSize)
 	if _, err := io.ReadFull(f, b); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("bigqueue: %s is truncated: %w", path, ErrCorrupt)
+			return 0, errorf("%s is truncated: %w", path, ErrCorrupt)
 		}
-		return 0, fmt.Errorf("bigqueue: read index: %w", err)
+		return 0, errorf("read index: %w", err)
 	}
 	if err := checkMetaImage(path, b, indexMagic); err != nil {
-		return 0, fmt.Errorf("bigqueue: %w", err)
+		return 0, err
 	}
 	size, err := indexArenaSize(path, b[metaFieldsOffset:metaLiveOffset])
 	if err != nil {
-		return 0, fmt.Errorf("bigqueue: %w", err)
+		return 0, err
 	}
 	return size, nil
 }

@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -21,7 +20,7 @@ func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, lockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("bigqueue: open lock file: %w", err)
+		return nil, errorf("open lock file: %w", err)
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
@@ -32,9 +31,9 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		_ = f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("bigqueue: %s: %w", dir, ErrLocked)
+			return nil, errorf("%s: %w", dir, ErrLocked)
 		}
-		return nil, fmt.Errorf("bigqueue: lock %s: %w", path, err)
+		return nil, errorf("lock %s: %w", path, err)
 	}
 	return f, nil
 }

@@ -3,7 +3,6 @@ package bigqueue
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io/fs"
 	"os"
@@ -103,7 +102,7 @@ func writeMetaFile(dir, name string, image []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", tmp, err)
+		return errorf("create %s: %w", tmp, err)
 	}
 	_, err = f.Write(image)
 	if err == nil {
@@ -117,7 +116,7 @@ func writeMetaFile(dir, name string, image []byte) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
+		return errorf("write %s: %w", path, err)
 	}
 	return syncDir(dir)
 }
@@ -125,16 +124,16 @@ func writeMetaFile(dir, name string, image []byte) error {
 // checkMetaImage validates the header of a file image read from disk.
 func checkMetaImage(path string, b []byte, magic [8]byte) error {
 	if len(b) < metaSize {
-		return fmt.Errorf("%s is %d bytes, want %d: %w", path, len(b), metaSize, ErrCorrupt)
+		return errorf("%s is %d bytes, want %d: %w", path, len(b), metaSize, ErrCorrupt)
 	}
 	if string(b[metaMagicOffset:metaMagicOffset+8]) != string(magic[:]) {
-		return fmt.Errorf("%s: bad magic %q: %w", path, b[metaMagicOffset:metaMagicOffset+8], ErrCorrupt)
+		return errorf("%s: bad magic %q: %w", path, b[metaMagicOffset:metaMagicOffset+8], ErrCorrupt)
 	}
 	if got, want := binary.LittleEndian.Uint32(b[metaHdrCRCOffset:]), headerCRC(b); got != want {
-		return fmt.Errorf("%s: header checksum %#08x, want %#08x: %w", path, got, want, ErrCorrupt)
+		return errorf("%s: header checksum %#08x, want %#08x: %w", path, got, want, ErrCorrupt)
 	}
 	if v := binary.LittleEndian.Uint32(b[metaVersionOffset:]); v != formatVersion {
-		return fmt.Errorf("%s: format version %d, this package reads %d: %w", path, v, formatVersion, ErrIncompatibleVersion)
+		return errorf("%s: format version %d, this package reads %d: %w", path, v, formatVersion, ErrIncompatibleVersion)
 	}
 	return nil
 }
@@ -144,21 +143,21 @@ func openMetaFile(path string, magic [8]byte) (*metaFile, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s is missing: %w", path, errors.Join(ErrCorrupt, err))
+			return nil, errorf("%s is missing: %w: %w", path, ErrCorrupt, err)
 		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, errorf("open %s: %w", path, err)
 	}
 	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", path, err)
+		return nil, errorf("stat %s: %w", path, err)
 	}
 	if fi.Size() < metaSize {
-		return nil, fmt.Errorf("%s is %d bytes, want %d: %w", path, fi.Size(), metaSize, ErrCorrupt)
+		return nil, errorf("%s is %d bytes, want %d: %w", path, fi.Size(), metaSize, ErrCorrupt)
 	}
 	data, err := unix.Mmap(int(f.Fd()), 0, metaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("map %s: %w", path, err)
+		return nil, errorf("map %s: %w", path, err)
 	}
 	if err := checkMetaImage(path, data, magic); err != nil {
 		_ = unix.Munmap(data)
@@ -292,7 +291,7 @@ func (m *metaFile) setDurable(v [4]int64) {
 // sync writes the mapped page to disk.
 func (m *metaFile) sync() error {
 	if err := unix.Msync(m.data, unix.MS_SYNC); err != nil {
-		return fmt.Errorf("sync %s: %w", m.path, err)
+		return errorf("sync %s: %w", m.path, err)
 	}
 	return nil
 }
@@ -305,7 +304,7 @@ func (m *metaFile) close() error {
 	err := unix.Munmap(m.data)
 	m.data = nil
 	if err != nil {
-		return fmt.Errorf("unmap %s: %w", m.path, err)
+		return errorf("unmap %s: %w", m.path, err)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
 )
 
@@ -64,7 +63,7 @@ func putHeader(b []byte, h recordHeader) {
 // and the flags. The caller bounds the length.
 func parseHeader(b []byte, pos int64) (recordHeader, error) {
 	if magic := binary.LittleEndian.Uint16(b[hdrMagicOffset:]); magic != recordMagic {
-		return recordHeader{}, fmt.Errorf("record at position %d: bad magic %#04x: %w", pos, magic, ErrCorrupt)
+		return recordHeader{}, errorf("record at position %d: bad magic %#04x: %w", pos, magic, ErrCorrupt)
 	}
 	h := recordHeader{
 		flags:  binary.LittleEndian.Uint16(b[hdrFlagsOffset:]),
@@ -72,7 +71,7 @@ func parseHeader(b []byte, pos int64) (recordHeader, error) {
 		length: binary.LittleEndian.Uint64(b[hdrLengthOffset:]),
 	}
 	if h.flags&^knownRecordFlags != 0 {
-		return recordHeader{}, fmt.Errorf("record at position %d: unknown flags %#04x: %w", pos, h.flags, ErrCorrupt)
+		return recordHeader{}, errorf("record at position %d: unknown flags %#04x: %w", pos, h.flags, ErrCorrupt)
 	}
 	return h, nil
 }
@@ -97,18 +96,18 @@ func crcStart(b *[crcPrefixSize]byte, pos int64, flags uint16, length uint64) ui
 // one buffer, used by tests and the fuzz target.
 func decodeRecord(buf []byte, pos int64) (msg []byte, size int, err error) {
 	if len(buf) < headerSize {
-		return nil, 0, fmt.Errorf("record at position %d: %d bytes, header needs %d: %w", pos, len(buf), headerSize, ErrCorrupt)
+		return nil, 0, errorf("record at position %d: %d bytes, header needs %d: %w", pos, len(buf), headerSize, ErrCorrupt)
 	}
 	h, err := parseHeader(buf, pos)
 	if err != nil {
 		return nil, 0, err
 	}
 	if h.length > uint64(len(buf)-headerSize) {
-		return nil, 0, fmt.Errorf("record at position %d: length %d past the end of the data: %w", pos, h.length, ErrCorrupt)
+		return nil, 0, errorf("record at position %d: length %d past the end of the data: %w", pos, h.length, ErrCorrupt)
 	}
 	msg = buf[headerSize : headerSize+int(h.length)]
 	if crc := crc32.Update(crcStart(new([crcPrefixSize]byte), pos, h.flags, h.length), castagnoli, msg); crc != h.crc {
-		return nil, 0, fmt.Errorf("record at position %d: checksum %#08x, want %#08x: %w", pos, crc, h.crc, ErrCorrupt)
+		return nil, 0, errorf("record at position %d: checksum %#08x, want %#08x: %w", pos, crc, h.crc, ErrCorrupt)
 	}
 	return msg, headerSize + int(h.length), nil
 }

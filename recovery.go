@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"errors"
-	"fmt"
 	"math"
 )
 
@@ -20,12 +19,12 @@ import (
 func (q *MmapQueue) recover() error {
 	_, v, ok := q.idx.durable()
 	if !ok {
-		return fmt.Errorf("%s: no durable state with a valid checksum: %w", q.idx.path, ErrCorrupt)
+		return errorf("%s: no durable state with a valid checksum: %w", q.idx.path, ErrCorrupt)
 	}
 	head, tail := position{v[0], v[1]}, position{v[2], v[3]}
 	if head.pos < 0 || head.seq < 0 || tail.pos < head.pos || tail.seq < head.seq ||
 		(tail.seq-head.seq) > (tail.pos-head.pos)/headerSize {
-		return fmt.Errorf("%s: head %+v and tail %+v are inconsistent: %w", q.idx.path, head, tail, ErrCorrupt)
+		return errorf("%s: head %+v and tail %+v are inconsistent: %w", q.idx.path, head, tail, ErrCorrupt)
 	}
 	q.head, q.syncedHead, q.syncedTail = head, head, tail
 	if q.idx.durableDamaged() {
@@ -36,7 +35,7 @@ func (q *MmapQueue) recover() error {
 		// drop the queue and move every consumer. Refuse then.
 		for _, p := range []int64{head.pos, tail.pos - 1} {
 			if id, _ := q.arenaOf(p); head.pos < tail.pos && !q.am.exists(id) {
-				return fmt.Errorf("%s: newest durable state damaged, and the older one points into missing %s: %w",
+				return errorf("%s: newest durable state damaged, and the older one points into missing %s: %w",
 					q.idx.path, arenaName(id), ErrCorrupt)
 			}
 		}

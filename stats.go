@@ -1,7 +1,6 @@
 package bigqueue
 
 import (
-	"fmt"
 	"os"
 	"slices"
 	"syscall"
@@ -41,7 +40,7 @@ func (q *MmapQueue) Stats() (Stats, error) {
 	}
 	entries, err := os.ReadDir(q.dir)
 	if err != nil {
-		return Stats{}, fmt.Errorf("bigqueue: stats: %w", err)
+		return Stats{}, errorf("stats: %w", err)
 	}
 	for _, e := range entries {
 		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
@@ -93,16 +92,16 @@ func (q *MmapQueue) Check() error {
 		}
 		_, next, _, err := q.readRecord(&q.scan, at.pos, q.tail.pos, nil, false)
 		if err != nil {
-			return fmt.Errorf("bigqueue: check: message %d: %w", at.seq, err)
+			return errorf("check: message %d: %w", at.seq, err)
 		}
 		at = position{next, at.seq + 1}
 	}
 	if at.seq != q.tail.seq {
-		return fmt.Errorf("bigqueue: check: %d messages between head and tail, index counts %d: %w",
+		return errorf("check: %d messages between head and tail, index counts %d: %w",
 			at.seq-q.head.seq, q.tail.seq-q.head.seq, ErrCorrupt)
 	}
 	for pos, names := range waiting {
-		return fmt.Errorf("bigqueue: check: consumer %q at position %d, which is not the start of a message: %w",
+		return errorf("check: consumer %q at position %d, which is not the start of a message: %w",
 			names[0], pos, ErrCorrupt)
 	}
 	return nil

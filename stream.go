@@ -1,7 +1,6 @@
 package bigqueue
 
 import (
-	"fmt"
 	"hash/crc32"
 	"slices"
 )
@@ -110,7 +109,7 @@ func (q *MmapQueue) windowed(id int64) bool {
 func (q *MmapQueue) readHeader(w *window, pos, limit int64) (start int64, h recordHeader, err error) {
 	start = q.recordStart(pos)
 	if start+headerSize > limit {
-		return 0, h, fmt.Errorf("record at position %d: header past the tail %d: %w", start, limit, ErrCorrupt)
+		return 0, h, errorf("record at position %d: header past the tail %d: %w", start, limit, ErrCorrupt)
 	}
 	b, err := q.chunk(w, start, headerSize, limit)
 	if err != nil {
@@ -126,10 +125,10 @@ func (q *MmapQueue) readHeader(w *window, pos, limit int64) (start int64, h reco
 		b = hdr[:]
 	}
 	if h, err = parseHeader(b, start); err != nil {
-		return 0, h, fmt.Errorf("%s: %w", q.am.path(id), err)
+		return 0, h, errorf("%s: %w", q.am.path(id), err)
 	}
 	if h.length > uint64(limit-start-headerSize) {
-		return 0, h, fmt.Errorf("%s: record at position %d: length %d past the tail %d: %w",
+		return 0, h, errorf("%s: record at position %d: length %d past the tail %d: %w",
 			q.am.path(id), start, h.length, limit, ErrCorrupt)
 	}
 	return start, h, nil
@@ -203,7 +202,7 @@ func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut 
 	}
 	if verify && crc != h.crc {
 		id, _ := q.arenaOf(start)
-		return in, 0, 0, fmt.Errorf("%s: record at position %d: checksum %#08x, want %#08x: %w",
+		return in, 0, 0, errorf("%s: record at position %d: checksum %#08x, want %#08x: %w",
 			q.am.path(id), start, crc, h.crc, ErrCorrupt)
 	}
 	if fresh {

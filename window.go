@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"errors"
-	"fmt"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,18 +49,18 @@ func (w *window) use(m *arenaManager, id int64) error {
 	fd, err := openat(m.dirFd, arenaName(id), unix.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("arena %s is missing: %w", m.path(id), ErrCorrupt)
+			return errorf("arena %s is missing: %w", m.path(id), ErrCorrupt)
 		}
-		return fmt.Errorf("open arena %s: %w", m.path(id), err)
+		return errorf("open arena %s: %w", m.path(id), err)
 	}
 	// A short arena is corrupt however it is read, as in openArena.
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Size < int64(m.size) {
 		_ = unix.Close(fd)
 		if err != nil {
-			return fmt.Errorf("stat arena %s: %w", m.path(id), err)
+			return errorf("stat arena %s: %w", m.path(id), err)
 		}
-		return fmt.Errorf("arena %s is %d bytes, want %d: %w", m.path(id), st.Size, m.size, ErrCorrupt)
+		return errorf("arena %s is %d bytes, want %d: %w", m.path(id), st.Size, m.size, ErrCorrupt)
 	}
 	w.fd, w.id, w.buf, w.open = fd, id, nil, true
 	return nil
@@ -79,9 +78,9 @@ func (w *window) readAt(m *arenaManager, id int64, off int, b []byte) error {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case err != nil:
-			return fmt.Errorf("read arena %s: %w", m.path(id), err)
+			return errorf("read arena %s: %w", m.path(id), err)
 		case n == 0:
-			return fmt.Errorf("arena %s is shorter than offset %d: %w", m.path(id), off+len(b), ErrCorrupt)
+			return errorf("arena %s is shorter than offset %d: %w", m.path(id), off+len(b), ErrCorrupt)
 		}
 		b, off = b[n:], off+n
 	}

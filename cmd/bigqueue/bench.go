@@ -78,15 +78,15 @@ func runBench(e *env, args []string) error {
 	}
 	switch {
 	case cfg.n < 1:
-		return f.usageErr(fmt.Errorf("-n %d: must be at least 1", cfg.n))
+		return f.usageErr(errorf("-n %d: must be at least 1", cfg.n))
 	case cfg.size < seqBytes:
-		return f.usageErr(fmt.Errorf("-size %d: must be at least %d", cfg.size, seqBytes))
+		return f.usageErr(errorf("-size %d: must be at least %d", cfg.size, seqBytes))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := bench(ctx, e, cfg); err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return errorf("bench: %w", err)
 	}
 	return nil
 }
@@ -100,7 +100,7 @@ func bench(ctx context.Context, e *env, cfg benchConfig) (err error) {
 		}
 		defer func() {
 			if rerr := os.RemoveAll(dir); err == nil && rerr != nil {
-				err = fmt.Errorf("remove temporary queue: %w", rerr)
+				err = errorf("remove temporary queue: %w", rerr)
 			}
 		}()
 	}
@@ -114,7 +114,7 @@ func bench(ctx context.Context, e *env, cfg benchConfig) (err error) {
 		}
 	}()
 	if n := q.Len(); n != 0 {
-		return fmt.Errorf("queue %s is not empty (%s): bench needs an empty queue", dir, count(n, "message"))
+		return errorf("queue %s is not empty (%s): bench needs an empty queue", dir, count(n, "message"))
 	}
 	before, err := q.Stats()
 	if err != nil {
@@ -138,7 +138,7 @@ func bench(ctx context.Context, e *env, cfg benchConfig) (err error) {
 	}
 	flushStart := time.Now()
 	if err := q.Flush(); err != nil {
-		return fmt.Errorf("flush: %w", err)
+		return errorf("flush: %w", err)
 	}
 	flushTime := time.Since(flushStart)
 	full, err := q.Stats()
@@ -150,7 +150,7 @@ func bench(ctx context.Context, e *env, cfg benchConfig) (err error) {
 		return err
 	}
 	if _, err := q.Peek(); !errors.Is(err, bigqueue.ErrEmptyQueue) {
-		return fmt.Errorf("queue not empty after dequeuing every message (Peek: %v)", err)
+		return errorf("queue not empty after dequeuing every message (Peek: %v)", err)
 	}
 
 	return b.report(e.stdout, []phaseResult{enq, deq}, flushTime, full)
@@ -199,7 +199,7 @@ func (b *benchRun) enqueuePhase(ctx context.Context, progress io.Writer, q *bigq
 		b.lat[i] = time.Since(t0)
 		if err != nil {
 			_ = bar.Exit()
-			return phaseResult{}, fmt.Errorf("enqueue message %d: %w", i, err)
+			return phaseResult{}, errorf("enqueue message %d: %w", i, err)
 		}
 	}
 	elapsed := time.Since(start)
@@ -227,7 +227,7 @@ func (b *benchRun) dequeuePhase(ctx context.Context, progress io.Writer, q *bigq
 		}
 		if err != nil {
 			_ = bar.Exit()
-			return phaseResult{}, fmt.Errorf("dequeue message %d: %w", i, err)
+			return phaseResult{}, errorf("dequeue message %d: %w", i, err)
 		}
 		buf = msg
 	}
@@ -239,17 +239,17 @@ func (b *benchRun) dequeuePhase(ctx context.Context, progress io.Writer, q *bigq
 // verify checks that msg is message seq as enqueuePhase wrote it.
 func (b *benchRun) verify(seq int, msg []byte) error {
 	if len(msg) != b.cfg.size {
-		return fmt.Errorf("got %d bytes, want %d", len(msg), b.cfg.size)
+		return errorf("got %d bytes, want %d", len(msg), b.cfg.size)
 	}
 	if got := binary.LittleEndian.Uint64(msg); got != uint64(seq) {
-		return fmt.Errorf("got message %d out of order", got)
+		return errorf("got message %d out of order", got)
 	}
 	if body := b.body(seq); !bytes.Equal(msg[seqBytes:], body) {
 		at := seqBytes
 		for msg[at] == body[at-seqBytes] {
 			at++
 		}
-		return fmt.Errorf("content differs from what was enqueued at byte %d", at)
+		return errorf("content differs from what was enqueued at byte %d", at)
 	}
 	return nil
 }

@@ -35,10 +35,10 @@ func runCheck(e *env, args []string) error {
 	}
 	st, err := verify(q)
 	if cerr := q.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close queue: %w", cerr)
+		err = errorf("close queue: %w", cerr)
 	}
 	if err != nil {
-		return fmt.Errorf("check %s: %w", dir, err)
+		return errorf("check %s: %w", dir, err)
 	}
 	_, _ = fmt.Fprintf(e.stdout, "ok: %s: %s, %d bytes from head %d to tail %d, in %s; %s\n",
 		dir, count(st.Messages, "message"), st.Tail-st.Head, st.Head, st.Tail,
@@ -50,7 +50,7 @@ func runCheck(e *env, args []string) error {
 func verify(q *bigqueue.MmapQueue) (bigqueue.Stats, error) {
 	if err := q.Check(); err != nil {
 		if errors.Is(err, bigqueue.ErrCorrupt) {
-			return bigqueue.Stats{}, fmt.Errorf("queue is damaged: %w", err)
+			return bigqueue.Stats{}, errorf("queue is damaged: %w", err)
 		}
 		return bigqueue.Stats{}, err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
 
 	"github.com/seed-ff72c416/bigqueue"
@@ -55,7 +54,7 @@ func runDequeue(e *env, args []string) error {
 	}
 	switch {
 	case *limit < 0:
-		return f.usageErr(fmt.Errorf("-n %d: must be 0 (all) or more", *limit))
+		return f.usageErr(errorf("-n %d: must be 0 (all) or more", *limit))
 	case *peek && *limit > 1:
 		return f.usageErr(errors.New("-peek shows only the head message: -n must be 0 or 1"))
 	}
@@ -69,7 +68,7 @@ func runDequeue(e *env, args []string) error {
 	if *consumer != "" {
 		c, err := q.NewConsumer(*consumer)
 		if err != nil {
-			return errors.Join(fmt.Errorf("consumer %q: %w", *consumer, err), closeQueue(q))
+			return errors.Join(errorf("consumer %q: %w", *consumer, err), closeQueue(q))
 		}
 		src = c
 	}
@@ -82,7 +81,7 @@ func runDequeue(e *env, args []string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("dequeue from %s: %w", dir, err)
+		return errorf("dequeue from %s: %w", dir, err)
 	}
 	return nil
 }
@@ -97,7 +96,7 @@ func peekHead(src source, w io.Writer) error {
 		return err
 	}
 	if _, err := w.Write(append(msg, '\n')); err != nil {
-		return fmt.Errorf("write stdout: %w", err)
+		return errorf("write stdout: %w", err)
 	}
 	return nil
 }
@@ -113,7 +112,7 @@ func dequeueTo(src source, limit int, w io.Writer) error {
 			return nil
 		}
 		if _, err := w.Write(out); err != nil {
-			return fmt.Errorf("write stdout: %w (%d dequeued messages were not written and are lost)",
+			return errorf("write stdout: %w (%d dequeued messages were not written and are lost)",
 				err, dequeued-written)
 		}
 		written = dequeued

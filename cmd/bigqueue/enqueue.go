@@ -46,7 +46,7 @@ func runEnqueue(e *env, args []string) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("enqueue to %s: %w", dir, err)
+		return errorf("enqueue to %s: %w", dir, err)
 	}
 	if *verbose {
 		_, _ = fmt.Fprintf(e.stderr, "enqueued %s to %s\n", count(n, "message"), dir)
@@ -73,7 +73,7 @@ func enqueueLines(q enqueuer, r io.Reader) (int, error) {
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return n, fmt.Errorf("read stdin: %w", err)
+			return n, errorf("read stdin: %w", err)
 		}
 		msg := chunk
 		if line != nil {
@@ -87,7 +87,7 @@ func enqueueLines(q enqueuer, r io.Reader) (int, error) {
 			msg = msg[:len(msg)-1]
 		}
 		if err := q.Enqueue(msg); err != nil {
-			return n, fmt.Errorf("line %d: %w", n+1, err)
+			return n, errorf("line %d: %w", n+1, err)
 		}
 		n++
 		line = nil // a long line's buffer is not kept for the next one

@@ -63,9 +63,9 @@ func (f *cmdFlags) parse(args []string, names ...string) ([]string, error) {
 	}
 	switch {
 	case len(pos) < len(names):
-		return nil, f.usageErr(fmt.Errorf("missing %s", names[len(pos)]))
+		return nil, f.usageErr(errorf("missing %s", names[len(pos)]))
 	case len(pos) > len(names):
-		return nil, f.usageErr(fmt.Errorf("unexpected argument %q", pos[len(names)]))
+		return nil, f.usageErr(errorf("unexpected argument %q", pos[len(names)]))
 	}
 	return pos, nil
 }

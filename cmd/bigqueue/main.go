@@ -110,10 +110,7 @@ func report(e *env, err error) int {
 			usage.cmd, usage.err, usage.cmd)
 		return exitUsage
 	default:
-		// The library's sentinel errors start with "bigqueue: " too; once at
-		// the start of the line is enough.
-		msg := strings.ReplaceAll(oneLine(err.Error()), "bigqueue: ", "")
-		_, _ = fmt.Fprintf(e.stderr, "bigqueue: %s\n", msg)
+		_, _ = fmt.Fprintf(e.stderr, "%s%s\n", libPrefix, oneLine(libErr{err}.Error()))
 		return exitFail
 	}
 }
@@ -134,4 +131,26 @@ commands:
 Run 'bigqueue COMMAND -h' for the flags of a command.
 Exit status: 0 on success, 1 on failure (check: the queue is damaged), 2 on a usage error.
 `)
+}
+
+// libPrefix starts the message of every error of the library, once; the
+// tool prints it once at the start of its error line.
+const libPrefix = "bigqueue: "
+
+// libErr is an error whose message loses the library's prefix, so that a
+// library error wrapped in the tool's context does not repeat it mid-line.
+type libErr struct{ err error }
+
+func (e libErr) Error() string { return strings.TrimPrefix(e.err.Error(), libPrefix) }
+func (e libErr) Unwrap() error { return e.err }
+
+// errorf is fmt.Errorf whose error arguments are printed without the
+// library's prefix.
+func errorf(format string, args ...any) error {
+	for i, a := range args {
+		if err, ok := a.(error); ok && err != nil {
+			args[i] = libErr{err}
+		}
+	}
+	return fmt.Errorf(format, args...)
 }

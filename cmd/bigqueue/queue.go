@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 
@@ -23,11 +22,11 @@ func openQueue(dir string, create bool, newArenaSize int, opts ...bigqueue.Optio
 	case err == nil:
 	case errors.Is(err, fs.ErrNotExist) && create:
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create queue directory: %w", err)
+			return nil, errorf("create queue directory: %w", err)
 		}
 		size = newArenaSize
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("no queue in %s", dir)
+		return nil, errorf("no queue in %s", dir)
 	default:
 		return nil, describeOpenError(dir, err)
 	}
@@ -43,15 +42,15 @@ func openQueue(dir string, create bool, newArenaSize int, opts ...bigqueue.Optio
 func describeOpenError(dir string, err error) error {
 	switch {
 	case errors.Is(err, bigqueue.ErrLocked):
-		return fmt.Errorf("queue %s is in use by another process", dir)
+		return errorf("queue %s is in use by another process", dir)
 	case errors.Is(err, bigqueue.ErrCorrupt):
-		return fmt.Errorf("queue %s is damaged: %w", dir, err)
+		return errorf("queue %s is damaged: %w", dir, err)
 	case errors.Is(err, bigqueue.ErrIncompatibleVersion):
-		return fmt.Errorf("queue %s was written in a format this bigqueue does not read: %w", dir, err)
+		return errorf("queue %s was written in a format this bigqueue does not read: %w", dir, err)
 	case errors.Is(err, bigqueue.ErrTooSmallArenaSize):
-		return fmt.Errorf("arena size too small: the minimum is the page size, %d bytes", os.Getpagesize())
+		return errorf("arena size too small: the minimum is the page size, %d bytes", os.Getpagesize())
 	default:
-		return fmt.Errorf("open queue %s: %w", dir, err)
+		return errorf("open queue %s: %w", dir, err)
 	}
 }
 
@@ -60,10 +59,10 @@ func describeOpenError(dir string, err error) error {
 func closeQueue(q *bigqueue.MmapQueue) error {
 	var errs []error
 	if err := q.Flush(); err != nil {
-		errs = append(errs, fmt.Errorf("flush queue: %w", err))
+		errs = append(errs, errorf("flush queue: %w", err))
 	}
 	if err := q.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close queue: %w", err))
+		errs = append(errs, errorf("close queue: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -62,10 +62,10 @@ func runStat(e *env, args []string) error {
 	}
 	st, err := q.Stats()
 	if cerr := q.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close queue: %w", cerr)
+		err = errorf("close queue: %w", cerr)
 	}
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", dir, err)
+		return errorf("stat %s: %w", dir, err)
 	}
 	if *asJSON {
 		err = writeStatJSON(e.stdout, dir, st)
@@ -73,7 +73,7 @@ func runStat(e *env, args []string) error {
 		err = writeStatText(e.stdout, dir, st)
 	}
 	if err != nil {
-		return fmt.Errorf("write stdout: %w", err)
+		return errorf("write stdout: %w", err)
 	}
 	return nil
 }
