@@ -10,9 +10,9 @@ allocation-free reads, batches and consumer management.
 # Basics
 
 	q, err := bigqueue.NewMmapQueue(dir)          // dir must exist
-	defer q.Close()
 	err = q.Enqueue([]byte("hello"))
 	msg, err := q.Dequeue()                      // ErrEmptyQueue when there is none
+	err = q.Close()                              // reports a failed background flush too
 
 A message may have any length, including zero and more than an arena. The
 queue reads through a default consumer (Dequeue, Peek, Len, IsEmpty on the
@@ -82,7 +82,11 @@ another, fails with ErrLocked. After Close every method returns ErrClosed
 # Errors
 
 Errors are sentinels (ErrEmptyQueue, ErrCorrupt, ErrClosed, ...) or wrap one
-with the file, position or value involved: test them with errors.Is. Damaged
+with the file, position or value involved: test them with errors.Is. A
+message says "bigqueue: " once, at its start. ErrEmptyQueue,
+ErrInvalidArenaSize, ErrDifferentQueues, ErrTooSmallArenaSize and
+ErrTooFewInMemArenas come unwrapped, as from the reference, so that == works
+for them too. Damaged
 files give ErrCorrupt or ErrIncompatibleVersion, never a panic; Dequeue of a
 record whose checksum fails returns ErrCorrupt and does not move the consumer.
 

@@ -23,7 +23,6 @@ func ExampleMmapQueue() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer func() { _ = q.Close() }()
 
 	if err := q.Enqueue([]byte("hello")); err != nil {
 		log.Fatal(err)
@@ -41,6 +40,10 @@ func ExampleMmapQueue() {
 			log.Fatal(err)
 		}
 		fmt.Println(string(msg))
+	}
+	// Close flushes; its error also reports a failed background flush.
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
 	}
 	// Output:
 	// 2
@@ -70,7 +73,10 @@ func ExampleMmapQueue_NewConsumer() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	first, _ := audit.DequeueString()
+	first, err := audit.DequeueString()
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println("audit read", first)
 	if err := q.Close(); err != nil {
 		log.Fatal(err)
@@ -80,12 +86,14 @@ func ExampleMmapQueue_NewConsumer() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer func() { _ = q.Close() }()
 	audit, err = q.NewConsumer("audit")
 	if err != nil {
 		log.Fatal(err)
 	}
-	next, _ := audit.DequeueString()
+	next, err := audit.DequeueString()
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println("after restart audit reads", next, "with", audit.Len(), "left")
 	mirror, err := q.FromConsumer("mirror", audit)
 	if err != nil {
@@ -97,6 +105,9 @@ func ExampleMmapQueue_NewConsumer() {
 		log.Fatal(err)
 	}
 	fmt.Println(q.Consumers())
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// audit read a
 	// after restart audit reads b with 1 left
@@ -117,10 +128,11 @@ func ExampleMmapQueue_DequeueWait() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer func() { _ = q.Close() }()
 
 	go func() {
-		_ = q.EnqueueString("job-1")
+		if err := q.EnqueueString("job-1"); err != nil {
+			log.Print(err)
+		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -134,6 +146,9 @@ func ExampleMmapQueue_DequeueWait() {
 	defer cancel()
 	_, err = q.DequeueWait(ctx)
 	fmt.Println(err)
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// job-1
 	// context deadline exceeded
@@ -151,13 +166,15 @@ func ExampleMmapQueue_EnqueueBatch() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer func() { _ = q.Close() }()
 
 	batch := [][]byte{[]byte("x"), []byte("y"), []byte("z")}
 	if err := q.EnqueueBatch(batch); err != nil {
 		log.Fatal(err)
 	}
-	head, _ := q.Peek()
+	head, err := q.Peek()
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Println("peek", string(head), "len", q.Len())
 	buf := make([]byte, 0, 128)
 	for !q.IsEmpty() {
@@ -168,6 +185,9 @@ func ExampleMmapQueue_EnqueueBatch() {
 		fmt.Print(string(buf))
 	}
 	fmt.Println()
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// peek x len 3
 	// xyz
@@ -188,7 +208,6 @@ func ExampleMmapQueue_Flush() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer func() { _ = q.Close() }()
 	if err := q.EnqueueString("durable"); err != nil {
 		log.Fatal(err)
 	}
@@ -196,6 +215,9 @@ func ExampleMmapQueue_Flush() {
 		log.Fatal(err)
 	}
 	fmt.Println("flushed", q.Len())
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
 	// Output:
 	// flushed 1
 }

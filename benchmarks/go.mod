@@ -7,7 +7,7 @@ require (
 	github.com/grandecola/bigqueue v0.6.0
 	github.com/joncrlsn/dque v0.0.0-20211108142734-c2ef48c5192a
 	github.com/nsqio/go-diskqueue v1.1.0
-	github.com/seed-ff72c416/bigqueue v0.0.0
+	github.com/seed-ff72c416/bigqueue v0.1.0
 	github.com/tidwall/wal v1.2.1
 )
 
@@ -23,5 +23,3 @@ require (
 	github.com/tidwall/tinylru v1.1.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )
-
-replace github.com/seed-ff72c416/bigqueue => ../
