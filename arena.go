@@ -47,45 +47,104 @@ func openat(dirFd int, name string, flags int) (int, error) {
 	}
 }
 
-// openArena maps the arena file at path (name in dirFd). With create set,
-// the file is created if need be and all its size bytes are allocated on
-// disk first; a file it created and could not allocate is removed again, so
-// a full disk leaves nothing behind. Without it, a missing file, or one
-// shorter than size (reading past its end would be a SIGBUS), is corrupt.
-func openArena(dirFd int, path string, id int64, size int, create bool) (*arena, error) {
-	name := filepath.Base(path)
-	flag := unix.O_RDWR
+// openArenaFile opens the file of an arena, name in dirFd (path for
+// errors), with flags, and returns its descriptor. It is the one place an
+// arena file is created and allocated, and the one place its size is
+// checked:
+//
+//   - with create set, the file is created if missing and all its size
+//     bytes are allocated on disk, so that writes through a mapping never
+//     meet a full disk (a SIGBUS); a file it created and could not allocate
+//     is removed again, so a full disk leaves nothing behind;
+//   - without it, a missing file, or one shorter than size (reading past
+//     its end through a mapping would be a SIGBUS), is corrupt.
+func openArenaFile(dirFd int, name, path string, size, flags int, create bool) (int, error) {
 	if create {
-		flag |= unix.O_CREAT
+		flags |= unix.O_CREAT
 	}
-	fd, err := openat(dirFd, name, flag)
+	fd, err := openat(dirFd, name, flags)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return nil, errorf("arena %s is missing: %w", path, ErrCorrupt)
+			return -1, errorf("arena %s is missing: %w", path, ErrCorrupt)
 		}
-		return nil, errorf("open arena %s: %w", path, err)
+		return -1, errorf("open arena %s: %w", path, err)
 	}
-	defer func() { _ = unix.Close(fd) }()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, errorf("stat arena %s: %w", path, err)
+		_ = unix.Close(fd)
+		return -1, errorf("stat arena %s: %w", path, err)
 	}
-	if create {
+	switch {
+	case create:
 		if err := allocateFile(fd, int64(size)); err != nil {
+			_ = unix.Close(fd)
 			if st.Size == 0 {
 				_ = unix.Unlinkat(dirFd, name, 0)
 			}
-			return nil, errorf("allocate %d bytes for arena %s: %w", size, path, err)
+			return -1, errorf("allocate %d bytes for arena %s: %w", size, path, err)
 		}
-	} else if st.Size < int64(size) {
-		return nil, errorf("arena %s is %d bytes, want %d: %w", path, st.Size, size, ErrCorrupt)
+	case st.Size < int64(size):
+		_ = unix.Close(fd)
+		return -1, errorf("arena %s is %d bytes, want %d: %w", path, st.Size, size, ErrCorrupt)
 	}
-	data, err := mmapFile(fd, size)
+	return fd, nil
+}
+
+// createArenaFile creates (or completes) and allocates the file of an
+// arena without mapping it.
+func createArenaFile(dirFd int, name, path string, size int) error {
+	fd, err := openArenaFile(dirFd, name, path, size, unix.O_RDWR, true)
+	if err != nil {
+		return err
+	}
+	if err := unix.Close(fd); err != nil {
+		return errorf("close arena %s: %w", path, err)
+	}
+	return nil
+}
+
+// openArena maps the arena file at path (name in dirFd), creating and
+// allocating it first when create is set (see openArenaFile).
+func openArena(dirFd int, path string, id int64, size int, create bool) (*arena, error) {
+	fd, err := openArenaFile(dirFd, filepath.Base(path), path, size, unix.O_RDWR, create)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = unix.Close(fd) }()
+	data, err := mapArena(fd, size)
 	if err != nil {
 		return nil, errorf("map arena %s: %w", path, err)
 	}
-	mappedArenas.Add(1)
 	return &arena{id: id, data: data}, nil
+}
+
+// mapArena and unmapArena are the only places a mapping of an arena is
+// made or released, and so the only places mappedArenas changes.
+func mapArena(fd, size int) ([]byte, error) {
+	data, err := mmapFile(fd, size)
+	if err == nil {
+		mappedArenas.Add(1)
+	}
+	return data, err
+}
+
+func unmapArena(data []byte) error {
+	mappedArenas.Add(-1)
+	return unix.Munmap(data)
+}
+
+// deleteArenaFile unmaps data (when not nil) and removes the file name in
+// dirFd; a file already gone is not an error. It is the one way an arena
+// is deleted, on the caller's goroutine or off it (arenaManager.reap).
+func deleteArenaFile(dirFd int, name string, data []byte) error {
+	var err error
+	if data != nil {
+		err = unmapArena(data)
+	}
+	if uerr := unix.Unlinkat(dirFd, name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) && err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // populateChunk is how far ahead of the writer a mapping is faulted in.
@@ -120,9 +179,8 @@ func (a *arena) unmap() error {
 	if a.data == nil {
 		return nil
 	}
-	err := unix.Munmap(a.data)
+	err := unmapArena(a.data)
 	a.data = nil
-	mappedArenas.Add(-1)
 	return err
 }
 

@@ -183,18 +183,7 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 // allocate makes sure all the blocks of the existing file of arena id are
 // allocated.
 func (m *arenaManager) allocate(id int64) error {
-	fd, err := openat(m.dirFd, arenaName(id), unix.O_RDWR)
-	if err != nil {
-		return errorf("open arena %s: %w", m.path(id), err)
-	}
-	err = allocateFile(fd, int64(m.size))
-	if cerr := unix.Close(fd); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return errorf("allocate arena %s: %w", m.path(id), err)
-	}
-	return nil
+	return createArenaFile(m.dirFd, arenaName(id), m.path(id), m.size)
 }
 
 // load maps arena id, creating its file when create is set, and unmaps the
@@ -372,15 +361,7 @@ func (m *arenaManager) startReap() {
 	go func() {
 		defer m.reaping.Done()
 		for _, it := range items {
-			var err error
-			if it.data != nil {
-				err = unix.Munmap(it.data)
-				mappedArenas.Add(-1)
-			}
-			if uerr := unix.Unlinkat(m.dirFd, it.name, 0); uerr != nil && !errors.Is(uerr, unix.ENOENT) && err == nil {
-				err = uerr
-			}
-			if err != nil {
+			if err := deleteArenaFile(m.dirFd, it.name, it.data); err != nil {
 				m.reapMu.Lock()
 				if m.reapErr == nil {
 					m.reapErr = errorf("delete arena %s: %w", filepath.Join(m.dir, it.name), err)
@@ -404,17 +385,14 @@ func (m *arenaManager) waitReaped() error {
 
 // remove unmaps and deletes arena id.
 func (m *arenaManager) remove(id int64) error {
-	var err error
+	var data []byte
 	if a, ok := m.mapped[id]; ok {
 		m.unlink(a)
 		delete(m.mapped, id)
-		err = a.unmap()
-	}
-	if rerr := unix.Unlinkat(m.dirFd, arenaName(id), 0); rerr != nil && !errors.Is(rerr, unix.ENOENT) && err == nil {
-		err = rerr
+		data, a.data = a.data, nil
 	}
 	delete(m.onDisk, id)
-	if err != nil {
+	if err := deleteArenaFile(m.dirFd, arenaName(id), data); err != nil {
 		return errorf("delete arena %s: %w", m.path(id), err)
 	}
 	return nil

@@ -370,7 +370,7 @@ func TestMemoryCap(t *testing.T) {
 		maxMapped := 0
 		observe := func() {
 			q.mu.Lock()
-			maxMapped = max(maxMapped, len(q.am.mapped))
+			maxMapped = max(maxMapped, len(q.s.am.mapped))
 			q.mu.Unlock()
 		}
 		for i := range uint64(3000) {
@@ -389,7 +389,7 @@ func TestMemoryCap(t *testing.T) {
 				observe()
 			}
 		}
-		require.Greater(t, q.am.count(), 3*limit, "test must span many arenas")
+		require.Greater(t, q.s.am.count(), 3*limit, "test must span many arenas")
 		require.LessOrEqual(t, maxMapped, limit)
 		require.Equal(t, limit, maxMapped, "the cap is used")
 	}
@@ -400,7 +400,7 @@ func TestNoMemoryCapMapsEverything(t *testing.T) {
 	for i := range uint64(500) {
 		require.NoError(t, q.Enqueue(seqMessage(i, 200)))
 	}
-	require.Equal(t, q.am.count(), len(q.am.mapped))
+	require.Equal(t, q.s.am.count(), len(q.s.am.mapped))
 }
 
 // TestMmapENOMEMEvicts checks that a refused mapping evicts and retries.
@@ -412,7 +412,7 @@ func TestMmapENOMEMEvicts(t *testing.T) {
 	real := mmapFile
 	t.Cleanup(func() { mmapFile = real })
 	q.mu.Lock()
-	mappedBefore := len(q.am.mapped)
+	mappedBefore := len(q.s.am.mapped)
 	q.mu.Unlock()
 	refusals := 0
 	mmapFile = func(fd, size int) ([]byte, error) {
@@ -425,7 +425,7 @@ func TestMmapENOMEMEvicts(t *testing.T) {
 	c, err := q.NewConsumer("c") // reads from arena 0, which stays mapped
 	require.NoError(t, err)
 	q.mu.Lock()
-	require.NoError(t, q.am.evict()) // unmap one so the next read must map
+	require.NoError(t, q.s.am.evict()) // unmap one so the next read must map
 	q.mu.Unlock()
 	for i := range uint64(200) {
 		m, err := c.Dequeue()
@@ -434,7 +434,7 @@ func TestMmapENOMEMEvicts(t *testing.T) {
 		if i == 0 {
 			// One evicted by hand, one per refusal, then arena 0 mapped.
 			q.mu.Lock()
-			require.Equal(t, mappedBefore-2, len(q.am.mapped))
+			require.Equal(t, mappedBefore-2, len(q.s.am.mapped))
 			q.mu.Unlock()
 		}
 	}
@@ -458,11 +458,11 @@ func TestMapLimitEvicts(t *testing.T) {
 		require.NoError(t, q1.Enqueue(seqMessage(i, 200)))
 		require.LessOrEqual(t, mappedArenas.Load()-base, int64(limit))
 	}
-	require.Equal(t, limit, len(q1.am.mapped))
+	require.Equal(t, limit, len(q1.s.am.mapped))
 	for i := range uint64(n) {
 		require.NoError(t, q2.Enqueue(seqMessage(i, 200)))
 		// q1's arenas are q1's to unmap: q2 keeps to one of its own.
-		require.LessOrEqual(t, len(q2.am.mapped), 1)
+		require.LessOrEqual(t, len(q2.s.am.mapped), 1)
 	}
 	for _, q := range []*MmapQueue{q1, q2} {
 		for i := range uint64(n) {

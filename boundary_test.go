@@ -60,14 +60,14 @@ func TestArenaBoundaries(t *testing.T) {
 		off, size := p.off, p.size
 		// Pad so that the next record is written at offset off.
 		pad := 8
-		for int(q.recordEnd(q.tail.pos, pad)%a) != off {
+		for int(q.s.recordEnd(q.tail.pos, pad)%a) != off {
 			pad++
 		}
 		enqueue(pad)
 		before := q.tail.pos
 		enqueue(size)
 		// The header never straddles an arena.
-		start := q.recordStart(before)
+		start := q.s.recordStart(before)
 		require.LessOrEqual(t, start%a+headerSize, int64(a))
 		if a-off >= headerSize {
 			require.Equal(t, before, start, "header fits at offset %d", off)

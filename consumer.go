@@ -35,13 +35,6 @@ const (
 
 var consumerMagic = [8]byte{'B', 'Q', 'C', 'O', 'N', 'S', 'M', 'R'}
 
-// position is a place in the queue: a byte offset and the number of
-// messages before it.
-type position struct {
-	pos int64
-	seq int64
-}
-
 // consumerState is one consumer's position and file. Every Consumer handle
 // with its name shares it. The queue's lock guards it.
 type consumerState struct {

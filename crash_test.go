@@ -726,7 +726,7 @@ func TestCrashTornLiveSlotAfterAbortedBatch(t *testing.T) {
 		if i == len(batch)-1 {
 			flags = 0
 		}
-		pos, err = q.writeRecord(pos, m, flags)
+		pos, err = q.s.write(pos, m, flags)
 		require.NoError(t, err)
 	}
 	q.mu.Unlock()

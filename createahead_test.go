@@ -14,7 +14,7 @@ import (
 func settled(q *MmapQueue) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.am.settle()
+	q.s.am.settle()
 }
 
 // TestCreateAhead checks that the writer's next arena file is created and

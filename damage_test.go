@@ -87,7 +87,7 @@ func buildDamageBase(t testing.TB, dir string, arenaSize, n int, crashed bool) *
 	}
 
 	// Where each message lies, by the record format's rules.
-	layout := &MmapQueue{conf: config{arenaSize: arenaSize}}
+	layout := &stream{size: arenaSize}
 	b.Ends = []int64{0}
 	for i := range n {
 		b.Ends = append(b.Ends, layout.recordEnd(b.Ends[i], len(contractPayload(uint64(i), b.MaxLen))))
@@ -237,7 +237,7 @@ func (b *damageBase) expected(files map[string][]byte, def, cons int) damageOutc
 // the first n messages were published.
 func (b *damageBase) expectedUpTo(files map[string][]byte, def, cons, n int) damageOutcome {
 	damaged := func(i int) bool {
-		layout := &MmapQueue{conf: config{arenaSize: b.ArenaSize}}
+		layout := &stream{size: b.ArenaSize}
 		for pos := layout.recordStart(b.Ends[i]); pos < b.Ends[i+1]; {
 			id, off := layout.arenaOf(pos)
 			end := min(b.Ends[i+1], (id+1)*int64(b.ArenaSize))
@@ -500,7 +500,7 @@ func TestDamagePayloadFlip(t *testing.T) {
 	dir := t.TempDir()
 	b := buildDamageBase(t, dir, 8192, 64, false)
 	// A message after both consumers, whose payload lies in one arena.
-	layout := &MmapQueue{conf: config{arenaSize: b.ArenaSize}}
+	layout := &stream{size: b.ArenaSize}
 	victim := -1
 	for i := max(b.Def, b.Cons) + 3; i < b.N; i++ {
 		start := layout.recordStart(b.Ends[i]) + headerSize

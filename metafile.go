@@ -94,12 +94,15 @@ func newMetaImage(magic [8]byte, fields, static []byte, v [4]int64) []byte {
 	return b
 }
 
+// tmpSuffix names the temporary file a meta file is written to first.
+const tmpSuffix = ".tmp"
+
 // writeMetaFile writes image to dir/name through a temporary file, synced
 // and renamed into place, and syncs the directory: the file appears whole or
 // not at all.
 func writeMetaFile(dir, name string, image []byte) error {
 	path := filepath.Join(dir, name)
-	tmp := path + ".tmp"
+	tmp := path + tmpSuffix
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return errorf("create %s: %w", tmp, err)
@@ -121,7 +124,8 @@ func writeMetaFile(dir, name string, image []byte) error {
 	return syncDir(dir)
 }
 
-// checkMetaImage validates the header of a file image read from disk.
+// checkMetaImage validates the header of a file image read from disk, in
+// the order that gives the right error: size, magic, version, checksum.
 func checkMetaImage(path string, b []byte, magic [8]byte) error {
 	if len(b) < metaSize {
 		return errorf("%s is %d bytes, want %d: %w", path, len(b), metaSize, ErrCorrupt)
@@ -129,11 +133,13 @@ func checkMetaImage(path string, b []byte, magic [8]byte) error {
 	if string(b[metaMagicOffset:metaMagicOffset+8]) != string(magic[:]) {
 		return errorf("%s: bad magic %q: %w", path, b[metaMagicOffset:metaMagicOffset+8], ErrCorrupt)
 	}
-	if got, want := binary.LittleEndian.Uint32(b[metaHdrCRCOffset:]), headerCRC(b); got != want {
-		return errorf("%s: header checksum %#08x, want %#08x: %w", path, got, want, ErrCorrupt)
-	}
+	// The version before the checksum: a later format may checksum
+	// otherwise, and must read as incompatible, not as corrupt.
 	if v := binary.LittleEndian.Uint32(b[metaVersionOffset:]); v != formatVersion {
 		return errorf("%s: format version %d, this package reads %d: %w", path, v, formatVersion, ErrIncompatibleVersion)
+	}
+	if got, want := binary.LittleEndian.Uint32(b[metaHdrCRCOffset:]), headerCRC(b); got != want {
+		return errorf("%s: header checksum %#08x, want %#08x: %w", path, got, want, ErrCorrupt)
 	}
 	return nil
 }

@@ -169,8 +169,8 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		checkLens()
 		// The head never passes a consumer, and arenas before it are gone.
 		require.LessOrEqual(t, int(q.head.seq), slowest(m.consumers))
-		first, _ := q.arenaOf(q.head.pos)
-		for _, id := range q.am.ids() {
+		first, _ := q.s.arenaOf(q.head.pos)
+		for _, id := range q.s.am.ids() {
 			require.GreaterOrEqual(t, id, first)
 		}
 	}

@@ -58,7 +58,7 @@ func TestPowerLoss(t *testing.T) {
 			c, err := q.NewConsumer(crashConsumerName)
 			require.NoError(t, err)
 			m := &powerLossModel{maxLen: sc.maxLen, ends: []int64{0}, cut: []bool{true}}
-			layout := &MmapQueue{conf: config{arenaSize: sc.arenaSize}}
+			layout := &stream{size: sc.arenaSize}
 
 			ops := func(n int, flushes bool) {
 				for range n {

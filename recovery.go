@@ -16,7 +16,7 @@ import (
 // walk: it is exact after a process crash, and past it lie only records
 // whose Enqueue had not returned. When the live slot's checksum fails, the
 // walk goes on to the end of the arena files.
-func (q *MmapQueue) recover() error {
+func (q *MmapQueue) recover() (err error) {
 	_, v, ok := q.idx.durable()
 	if !ok {
 		return errorf("%s: no durable state with a valid checksum: %w", q.idx.path, ErrCorrupt)
@@ -34,7 +34,7 @@ func (q *MmapQueue) recover() error {
 		// was complete: its arenas may be gone, and opening would silently
 		// drop the queue and move every consumer. Refuse then.
 		for _, p := range []int64{head.pos, tail.pos - 1} {
-			if id, _ := q.arenaOf(p); head.pos < tail.pos && !q.am.exists(id) {
+			if id, _ := q.s.arenaOf(p); head.pos < tail.pos && !q.s.am.exists(id) {
 				return errorf("%s: newest durable state damaged, and the older one points into missing %s: %w",
 					q.idx.path, arenaName(id), ErrCorrupt)
 			}
@@ -42,11 +42,11 @@ func (q *MmapQueue) recover() error {
 	}
 
 	// Arenas before the head's were being deleted when the process stopped.
-	first, _ := q.arenaOf(head.pos)
-	ids := q.am.ids()
+	first, _ := q.s.arenaOf(head.pos)
+	ids := q.s.am.ids()
 	for _, id := range ids {
 		if id < first {
-			if err := q.am.remove(id); err != nil {
+			if err := q.s.am.remove(id); err != nil {
 				return err
 			}
 		}
@@ -54,7 +54,7 @@ func (q *MmapQueue) recover() error {
 
 	limit := tail.pos
 	if len(ids) > 0 {
-		limit = max(limit, (ids[len(ids)-1]+1)*int64(q.conf.arenaSize))
+		limit = max(limit, (ids[len(ids)-1]+1)*int64(q.s.size))
 	}
 	if pos, seq, ok := q.idx.live(); ok && pos >= tail.pos && seq >= tail.seq {
 		limit = min(limit, pos)
@@ -63,9 +63,13 @@ func (q *MmapQueue) recover() error {
 		limit = math.MaxInt64
 	}
 
+	// A window of its own, closed at the end: what it reads past the tail
+	// is stale once the writer writes there.
+	var w window
+	defer func() { err = joinErrors(err, w.close()) }()
 	committed, at := tail, tail
 	for at.pos < limit {
-		_, next, flags, err := q.readRecord(&q.scan, at.pos, limit, nil, false)
+		next, flags, err := q.s.verify(&w, at.pos, limit)
 		if errors.Is(err, ErrCorrupt) {
 			break
 		}
@@ -78,7 +82,7 @@ func (q *MmapQueue) recover() error {
 		}
 	}
 	q.tail = committed
-	q.clearHeaderAt(committed.pos)
+	q.s.clearHeaderAt(committed.pos)
 	q.idx.setLive(committed.pos, committed.seq)
 	return nil
 }

@@ -5,20 +5,42 @@ import (
 	"slices"
 )
 
-// The queue's stream: records laid one after another across the arenas (see
-// record.go), addressed by position. These helpers read and write records;
-// the caller holds the queue's lock.
+// position is a place in the queue's stream: pos is a byte offset from the
+// start of the queue's life, seq the number of messages before it.
+type position struct {
+	pos int64
+	seq int64
+}
+
+// A stream is the queue's records laid one after another across its
+// arenas (see record.go for one record). Position p lies in arena
+// p / size at offset p % size. The stream owns every read and write of
+// arena bytes: the position arithmetic, writing records, reading and
+// verifying them (from a mapping, or through a window under a memory cap),
+// and clearing the header slot at the tail. The queue's lock guards it.
+type stream struct {
+	size int // arena size
+	am   *arenaManager
+
+	// writtenFrom is the tail as open left it. A record at or after it
+	// was written by this stream, into the page cache it is read from,
+	// and checked as it was written: read verifies the checksum only of
+	// records found on disk at open.
+	writtenFrom int64
+
+	scratch [crcPrefixSize]byte // for crcStart on the hot path
+}
 
 // arenaOf returns the arena holding position pos and the offset in it.
-func (q *MmapQueue) arenaOf(pos int64) (id int64, off int) {
-	size := int64(q.conf.arenaSize)
+func (s *stream) arenaOf(pos int64) (id int64, off int) {
+	size := int64(s.size)
 	return pos / size, int(pos % size)
 }
 
 // recordStart returns where a record written at pos starts: pos itself, or
 // the start of the next arena when the header would not fit in this one.
-func (q *MmapQueue) recordStart(pos int64) int64 {
-	size := int64(q.conf.arenaSize)
+func (s *stream) recordStart(pos int64) int64 {
+	size := int64(s.size)
 	if left := size - pos%size; left < headerSize {
 		return pos + left
 	}
@@ -27,27 +49,27 @@ func (q *MmapQueue) recordStart(pos int64) int64 {
 
 // recordEnd returns the position after a record of n message bytes written
 // at pos.
-func (q *MmapQueue) recordEnd(pos int64, n int) int64 {
-	return q.recordStart(pos) + headerSize + int64(n)
+func (s *stream) recordEnd(pos int64, n int) int64 {
+	return s.recordStart(pos) + headerSize + int64(n)
 }
 
-// writeRecord writes msg as the record at pos and returns the position after
-// it. The space must have been checked with reserve.
-func (q *MmapQueue) writeRecord(pos int64, msg []byte, flags uint16) (int64, error) {
-	start := q.recordStart(pos)
-	id, off := q.arenaOf(start)
-	a, err := q.am.getForWrite(id)
+// write writes msg as the record at pos and returns the position after it.
+// The caller has checked the space (reserve in reclaim.go).
+func (s *stream) write(pos int64, msg []byte, flags uint16) (int64, error) {
+	start := s.recordStart(pos)
+	id, off := s.arenaOf(start)
+	a, err := s.am.getForWrite(id)
 	if err != nil {
 		return 0, err
 	}
-	crc := crc32.Update(crcStart(&q.crcScratch, start, flags, uint64(len(msg))), castagnoli, msg)
+	crc := crc32.Update(crcStart(&s.scratch, start, flags, uint64(len(msg))), castagnoli, msg)
 	a.prepareWrite(off, off+headerSize+len(msg))
 	putHeader(a.data[off:], recordHeader{flags: flags, crc: crc, length: uint64(len(msg))})
 	pos = start + headerSize
 	for len(msg) > 0 {
-		id, off = q.arenaOf(pos)
+		id, off = s.arenaOf(pos)
 		if a.id != id {
-			if a, err = q.am.getForWrite(id); err != nil {
+			if a, err = s.am.getForWrite(id); err != nil {
 				return 0, err
 			}
 			a.prepareWrite(off, off+len(msg))
@@ -66,124 +88,83 @@ func (q *MmapQueue) writeRecord(pos int64, msg []byte, flags uint16) (int64, err
 // recovery reads on from record to record, and would take such a record for
 // one that follows the tail. An arena that is not on disk holds nothing to
 // clear; one that cannot be mapped is not read either.
-func (q *MmapQueue) clearHeaderAt(pos int64) {
-	id, off := q.arenaOf(q.recordStart(pos))
-	a := q.am.mapping(id)
+func (s *stream) clearHeaderAt(pos int64) {
+	id, off := s.arenaOf(s.recordStart(pos))
+	a := s.am.mapping(id)
 	if a == nil {
-		if !q.am.exists(id) {
+		if !s.am.exists(id) {
 			return
 		}
 		var err error
-		if a, err = q.am.get(id); err != nil {
+		if a, err = s.am.get(id); err != nil {
 			return
 		}
 	}
 	clear(a.data[off : off+headerSize])
 }
 
-// chunk returns up to n bytes of the stream at position p, at least one,
-// reading a mapped arena in place and, under a memory cap, an unmapped one
-// through the window w. limit is the tail: no byte at or past it is read.
-func (q *MmapQueue) chunk(w *window, p int64, n int, limit int64) ([]byte, error) {
-	id, off := q.arenaOf(p)
-	n = min(n, q.conf.arenaSize-off)
-	if !q.windowed(id) {
-		a, err := q.am.get(id)
-		if err != nil {
-			return nil, err
-		}
-		return a.data[off : off+n], nil
-	}
-	avail := int(min(int64(q.conf.arenaSize-off), limit-p))
-	return w.view(q.am, id, off, n, avail)
+// read appends the message of the record at pos, which ends at or before
+// limit (the tail), to dst (a new slice when dst is nil) and returns it with
+// the position after the record. Unmapped arenas are read through w. The
+// checksum is verified when the record was on disk at open; a record this
+// stream wrote is not verified on the way out: its bytes are the ones it
+// wrote, in the page cache, changed by no one since (the lock keeps other
+// writers out), and the CRC of a large message costs as much as copying it.
+// On error dst is returned as it was passed.
+func (s *stream) read(w *window, pos, limit int64, dst []byte) (out []byte, next int64, err error) {
+	out, next, _, err = s.record(w, pos, limit, dst, true)
+	return out, next, err
 }
 
-// windowed reports whether arena id is read through a window: under a
-// memory cap, when it is not mapped. Without a cap, every arena is mapped.
-func (q *MmapQueue) windowed(id int64) bool {
-	return q.am.max > 0 && q.am.mapping(id) == nil
+// verify checks the record at pos, which ends at or before limit, and its
+// checksum, and returns the position after it and its flags. It copies
+// nothing: it is for recovery and Check.
+func (s *stream) verify(w *window, pos, limit int64) (next int64, flags uint16, err error) {
+	_, next, flags, err = s.record(w, pos, limit, nil, false)
+	return next, flags, err
 }
 
-// readHeader decodes the header of the record at pos, which lies before
-// limit, and bounds its length by limit.
-func (q *MmapQueue) readHeader(w *window, pos, limit int64) (start int64, h recordHeader, err error) {
-	start = q.recordStart(pos)
-	if start+headerSize > limit {
-		return 0, h, errorf("record at position %d: header past the tail %d: %w", start, limit, ErrCorrupt)
-	}
-	b, err := q.chunk(w, start, headerSize, limit)
-	if err != nil {
-		return 0, h, err
-	}
-	id, off := q.arenaOf(start)
-	if len(b) < headerSize {
-		// The window ended inside the header: read it whole.
-		var hdr [headerSize]byte
-		if err := w.readAt(q.am, id, off, hdr[:]); err != nil {
-			return 0, h, err
-		}
-		b = hdr[:]
-	}
-	if h, err = parseHeader(b, start); err != nil {
-		return 0, h, errorf("%s: %w", q.am.path(id), err)
-	}
-	if h.length > uint64(limit-start-headerSize) {
-		return 0, h, errorf("%s: record at position %d: length %d past the tail %d: %w",
-			q.am.path(id), start, h.length, limit, ErrCorrupt)
-	}
-	return start, h, nil
-}
-
-// readRecord reads the record at pos, which ends at or before limit,
-// reading unmapped arenas through w. With copyOut the message is appended to
-// dst (a new slice when dst is nil) and its checksum verified when the
-// record was on disk at open; without copyOut the record is only verified,
-// for recovery and Check. A record this MmapQueue wrote itself is not
-// verified on the way out: its bytes are the ones it wrote, in the page
-// cache, checked by no one else since (the lock keeps other writers out),
-// and the CRC of a large message costs as much as copying it. It returns the
-// position after the record and the record's flags. On error dst is
-// returned as it was passed.
-func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut bool) (out []byte, next int64, flags uint16, err error) {
-	start, h, err := q.readHeader(w, pos, limit)
+// record is read (copyOut set) and verify (not set).
+func (s *stream) record(w *window, pos, limit int64, dst []byte, copyOut bool) (out []byte, next int64, flags uint16, err error) {
+	start, h, err := s.header(w, pos, limit)
 	if err != nil {
 		return dst, 0, 0, err
 	}
 	n := int(h.length)
 	in := dst
-	verify := !copyOut || start < q.writtenFrom
+	check := !copyOut || start < s.writtenFrom
 	fresh := copyOut && dst == nil // allocate dst, and without zeroing it when one piece fills it
 	if copyOut && !fresh {
 		dst = slices.Grow(dst, n)
 	}
 	var crc uint32
-	if verify {
-		crc = crcStart(&q.crcScratch, start, h.flags, h.length)
+	if check {
+		crc = crcStart(&s.scratch, start, h.flags, h.length)
 	}
 	p := start + headerSize
 	for left := n; left > 0; {
-		id, off := q.arenaOf(p)
-		k := min(left, q.conf.arenaSize-off)
-		if copyOut && k >= windowSize && q.windowed(id) {
+		id, off := s.arenaOf(p)
+		k := min(left, s.size-off)
+		if copyOut && k >= windowSize && s.windowed(id) {
 			// A large piece of an unmapped arena: read it straight into dst.
 			if fresh {
 				dst, fresh = make([]byte, 0, n), false
 			}
 			l := len(dst)
 			dst = dst[:l+k]
-			if err := w.readAt(q.am, id, off, dst[l:]); err != nil {
+			if err := w.readAt(s.am, id, off, dst[l:]); err != nil {
 				return in, 0, 0, err
 			}
-			if verify {
+			if check {
 				crc = crc32.Update(crc, castagnoli, dst[l:])
 			}
 		} else {
-			b, err := q.chunk(w, p, left, limit)
+			b, err := s.chunk(w, p, left, limit)
 			if err != nil {
 				return in, 0, 0, err
 			}
 			k = len(b)
-			if verify {
+			if check {
 				crc = crc32.Update(crc, castagnoli, b)
 			}
 			switch {
@@ -200,13 +181,66 @@ func (q *MmapQueue) readRecord(w *window, pos, limit int64, dst []byte, copyOut 
 		left -= k
 		p += int64(k)
 	}
-	if verify && crc != h.crc {
-		id, _ := q.arenaOf(start)
+	if check && crc != h.crc {
+		id, _ := s.arenaOf(start)
 		return in, 0, 0, errorf("%s: record at position %d: checksum %#08x, want %#08x: %w",
-			q.am.path(id), start, crc, h.crc, ErrCorrupt)
+			s.am.path(id), start, crc, h.crc, ErrCorrupt)
 	}
 	if fresh {
 		dst = []byte{} // an empty message
 	}
 	return dst, p, h.flags, nil
+}
+
+// header decodes the header of the record at pos, which lies before limit,
+// and bounds its length by limit. It returns where the record starts.
+func (s *stream) header(w *window, pos, limit int64) (start int64, h recordHeader, err error) {
+	start = s.recordStart(pos)
+	if start+headerSize > limit {
+		return 0, h, errorf("record at position %d: header past the tail %d: %w", start, limit, ErrCorrupt)
+	}
+	b, err := s.chunk(w, start, headerSize, limit)
+	if err != nil {
+		return 0, h, err
+	}
+	id, off := s.arenaOf(start)
+	if len(b) < headerSize {
+		// The window ended inside the header: read it whole.
+		var hdr [headerSize]byte
+		if err := w.readAt(s.am, id, off, hdr[:]); err != nil {
+			return 0, h, err
+		}
+		b = hdr[:]
+	}
+	if h, err = parseHeader(b, start); err != nil {
+		return 0, h, errorf("%s: %w", s.am.path(id), err)
+	}
+	if h.length > uint64(limit-start-headerSize) {
+		return 0, h, errorf("%s: record at position %d: length %d past the tail %d: %w",
+			s.am.path(id), start, h.length, limit, ErrCorrupt)
+	}
+	return start, h, nil
+}
+
+// chunk returns up to n bytes of the stream at position p, at least one,
+// reading a mapped arena in place and, under a memory cap, an unmapped one
+// through the window w. limit is the tail: no byte at or past it is read.
+func (s *stream) chunk(w *window, p int64, n int, limit int64) ([]byte, error) {
+	id, off := s.arenaOf(p)
+	n = min(n, s.size-off)
+	if !s.windowed(id) {
+		a, err := s.am.get(id)
+		if err != nil {
+			return nil, err
+		}
+		return a.data[off : off+n], nil
+	}
+	avail := int(min(int64(s.size-off), limit-p))
+	return w.view(s.am, id, off, n, avail)
+}
+
+// windowed reports whether arena id is read through a window: under a
+// memory cap, when it is not mapped. Without a cap, every arena is mapped.
+func (s *stream) windowed(id int64) bool {
+	return s.am.max > 0 && s.am.mapping(id) == nil
 }

@@ -46,21 +46,10 @@ func (w *window) use(m *arenaManager, id int64) error {
 	if err := w.close(); err != nil {
 		return err
 	}
-	fd, err := openat(m.dirFd, arenaName(id), unix.O_RDONLY)
+	// A short arena is corrupt however it is read.
+	fd, err := openArenaFile(m.dirFd, arenaName(id), m.path(id), m.size, unix.O_RDONLY, false)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return errorf("arena %s is missing: %w", m.path(id), ErrCorrupt)
-		}
-		return errorf("open arena %s: %w", m.path(id), err)
-	}
-	// A short arena is corrupt however it is read, as in openArena.
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Size < int64(m.size) {
-		_ = unix.Close(fd)
-		if err != nil {
-			return errorf("stat arena %s: %w", m.path(id), err)
-		}
-		return errorf("arena %s is %d bytes, want %d: %w", m.path(id), st.Size, m.size, ErrCorrupt)
+		return err
 	}
 	w.fd, w.id, w.buf, w.open = fd, id, nil, true
 	return nil

@@ -1,0 +1,183 @@
+package bigqueue
+
+// Reclamation: disk use follows the slowest consumer. An arena every
+// consumer has read past is retired once the positions that passed it are
+// durable: deleted, or kept as a spare for the writer to reuse (see
+// arenaManager.retire). It happens at every flush, on Dequeue for large
+// arenas (reclaimOnDequeue), and when an Enqueue would otherwise pass the
+// SetMaxDiskUsage cap (reserve).
+
+// reserve checks that the arenas up to position end fit under the disk cap,
+// reclaiming arenas that consumers have passed when that makes room.
+func (q *MmapQueue) reserve(end int64) error {
+	if q.conf.maxDiskUsage <= 0 {
+		return nil
+	}
+	usage := q.diskUsage(end)
+	if usage > q.conf.maxDiskUsage && q.reclaimable() {
+		if err := q.flushLocked(); err != nil {
+			return errorf("reclaim space: %w", err)
+		}
+		usage = q.diskUsage(end)
+	}
+	if usage > q.conf.maxDiskUsage {
+		return errorf("enqueue needs %d bytes on disk, limit is %d: %w", usage, q.conf.maxDiskUsage, ErrQueueFull)
+	}
+	return nil
+}
+
+// diskUsage is the space the queue's files would take with records written
+// up to position end: every arena at its full size plus the meta files.
+func (q *MmapQueue) diskUsage(end int64) int64 {
+	arenas := int64(q.s.am.count())
+	first, _ := q.s.arenaOf(q.tail.pos)
+	last, _ := q.s.arenaOf(end - 1)
+	for id := first; id <= last; id++ {
+		if !q.s.am.exists(id) {
+			arenas++
+		}
+	}
+	metas := int64(len(q.consumers)+2) * metaSize
+	return arenas*int64(q.conf.arenaSize) + metas
+}
+
+// reclaimable reports whether a flush would delete an arena.
+func (q *MmapQueue) reclaimable() bool { return q.reclaimableArenas() > 0 }
+
+// reclaimableArenas counts the arenas from the head's up to the slowest
+// consumer's: those every consumer has read past.
+func (q *MmapQueue) reclaimableArenas() int64 {
+	first, _ := q.s.arenaOf(q.head.pos)
+	slowest, _ := q.s.arenaOf(q.slowest().pos)
+	return slowest - first
+}
+
+// slowest returns the position of the consumer furthest behind.
+func (q *MmapQueue) slowest() position {
+	min := q.def.at
+	for _, st := range q.consumers {
+		if st.at.pos < min.pos {
+			min = st.at
+		}
+	}
+	return min
+}
+
+// reclaim makes every consumer's position durable, then the index with the
+// given durable tail and a head moved up to the slowest consumer when that
+// frees whole arenas, and then retires the arenas before the head: no
+// durable position points into them any more. This order (bbolt's commit
+// order) means that after a crash at any step the durable positions point
+// only at data that is still there.
+//
+// The durable tail must be one whose records are on disk. Positions may be
+// made durable past it (reclaimOnDequeue does, without syncing arenas):
+// after a power loss, recovery cuts the tail back to what is on disk and
+// clampConsumers moves a consumer that was past it back to it.
+//
+// With async set, arenas to delete are unmapped and deleted on another
+// goroutine (see arenaManager.retire).
+func (q *MmapQueue) reclaim(durableTail position, async bool) error {
+	if err := q.syncConsumers(); err != nil {
+		return err
+	}
+	head := q.head
+	if q.reclaimable() {
+		head = q.slowest()
+	}
+	if err := q.syncIndex(head, durableTail); err != nil {
+		return err
+	}
+	return q.retireBefore(head, async)
+}
+
+// syncConsumers makes the position of every consumer that moved durable.
+func (q *MmapQueue) syncConsumers() error {
+	for _, st := range q.allConsumers() {
+		if st.at == st.synced {
+			continue
+		}
+		st.mf.setDurable([4]int64{st.at.pos, st.at.seq})
+		if err := st.mf.sync(); err != nil {
+			return err
+		}
+		st.synced = st.at
+	}
+	return nil
+}
+
+// syncIndex makes head and durableTail the durable state of the index,
+// unless it holds them already. Records before the head are never read
+// again: a durable tail behind it (consumers that read past the last
+// flush) moves up to it, so that recovery starts from the head.
+func (q *MmapQueue) syncIndex(head, durableTail position) error {
+	if durableTail.pos < head.pos {
+		durableTail = head
+	}
+	if durableTail == q.syncedTail && head == q.syncedHead {
+		return nil
+	}
+	q.idx.setDurable([4]int64{head.pos, head.seq, durableTail.pos, durableTail.seq})
+	if err := q.idx.sync(); err != nil {
+		return err
+	}
+	q.syncedTail, q.syncedHead = durableTail, head
+	return nil
+}
+
+// retireBefore moves the head to head and retires the arenas before it.
+// Up to maxSpares of them are kept for reuse, none under a disk cap.
+func (q *MmapQueue) retireBefore(head position, async bool) error {
+	first, _ := q.s.arenaOf(q.head.pos)
+	last, _ := q.s.arenaOf(head.pos)
+	q.head = head
+	am := q.s.am
+	if first < last {
+		tailArena, _ := q.s.arenaOf(q.tail.pos)
+		keepSpares := q.conf.maxDiskUsage <= 0
+		spares := 0
+		if keepSpares {
+			spares = am.spares(tailArena)
+		}
+		for id := first; id < last; id++ {
+			if !am.exists(id) {
+				continue
+			}
+			keep := keepSpares && spares < maxSpares
+			if keep {
+				spares++
+			}
+			if err := am.retire(id, tailArena, keep, async); err != nil {
+				return err
+			}
+		}
+	}
+	am.startReap()
+	return nil
+}
+
+// eagerArenaSize is the arena size from which a Dequeue retires the arenas
+// every consumer has read past at once, without waiting for a flush. It
+// costs two syncs of a small file per arena, and hands a reader's arena back
+// to the writer while it is still mapped and its pages are warm: writing a
+// page again costs a copy, writing a fresh one a page fault and a new page
+// (a consumer that keeps up with 4 MiB messages in 16 MiB arenas ran 7x
+// faster). Smaller arenas wait for the next flush, every second by default:
+// retiring them on Dequeue as soon as 64 MiB were behind every consumer made
+// Dequeue of 128 KiB messages in 4 MiB arenas 30% slower (munmap and unlink
+// of 4 MiB files on the other core, measured side by side), for disk that
+// the next flush frees anyway.
+const eagerArenaSize = 16 << 20
+
+// reclaimOnDequeue retires the arenas every consumer has read past, when
+// they are of eagerArenaSize or more. It syncs only the small position
+// files, not the arenas. An error is kept for the next Flush or Close: the
+// Dequeue that triggered it has succeeded.
+func (q *MmapQueue) reclaimOnDequeue() {
+	if q.conf.arenaSize < eagerArenaSize || q.reclaimableArenas() < 1 {
+		return
+	}
+	if err := q.reclaim(q.syncedTail, true); err != nil {
+		q.keepAsyncError(errorf("reclaim after a dequeue: %w", err))
+	}
+}
