@@ -106,7 +106,11 @@ func openConsumerFile(path string) (*consumerState, error) {
 	}
 	st.synced = position{v[0], v[1]}
 	st.at = st.synced
-	if pos, seq, ok := mf.live(); ok && pos >= st.synced.pos && seq >= st.synced.seq {
+	// The live slot with the newest generation is the last move, made at
+	// or after the last flush, which wrote the durable slot from the same
+	// position: it wins also when it is behind the durable one, as after
+	// FromConsumer moved the consumer back.
+	if pos, seq, ok := mf.live(); ok {
 		st.at = position{pos, seq}
 	}
 	return st, nil
