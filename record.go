@@ -89,37 +89,3 @@ func crcStart(b *[crcPrefixSize]byte, pos int64, flags uint16, length uint64) ui
 	binary.LittleEndian.PutUint64(b[10:], length)
 	return crc32.Update(0, castagnoli, b[:])
 }
-
-// decodeRecord decodes one record that lies whole in buf, at queue position
-// pos, and returns its message (a sub-slice of buf) and the record's size.
-// The queue reads records in pieces from arenas; this is the same check on
-// one buffer, used by tests and the fuzz target.
-func decodeRecord(buf []byte, pos int64) (msg []byte, size int, err error) {
-	if len(buf) < headerSize {
-		return nil, 0, errorf("record at position %d: %d bytes, header needs %d: %w", pos, len(buf), headerSize, ErrCorrupt)
-	}
-	h, err := parseHeader(buf, pos)
-	if err != nil {
-		return nil, 0, err
-	}
-	if h.length > uint64(len(buf)-headerSize) {
-		return nil, 0, errorf("record at position %d: length %d past the end of the data: %w", pos, h.length, ErrCorrupt)
-	}
-	msg = buf[headerSize : headerSize+int(h.length)]
-	if crc := crc32.Update(crcStart(new([crcPrefixSize]byte), pos, h.flags, h.length), castagnoli, msg); crc != h.crc {
-		return nil, 0, errorf("record at position %d: checksum %#08x, want %#08x: %w", pos, crc, h.crc, ErrCorrupt)
-	}
-	return msg, headerSize + int(h.length), nil
-}
-
-// encodeRecord appends the record of msg at position pos to dst. It is the
-// one-buffer twin of the queue's writer, used by tests.
-func encodeRecord(dst []byte, pos int64, flags uint16, msg []byte) []byte {
-	var hdr [headerSize]byte
-	putHeader(hdr[:], recordHeader{
-		flags:  flags,
-		crc:    crc32.Update(crcStart(new([crcPrefixSize]byte), pos, flags, uint64(len(msg))), castagnoli, msg),
-		length: uint64(len(msg)),
-	})
-	return append(append(dst, hdr[:]...), msg...)
-}
