@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -267,74 +266,4 @@ func TestCloseWhileBusy(t *testing.T) {
 		require.ErrorIs(t, err, ErrEmptyQueue, "consumer %d", i)
 	}
 	require.NoError(t, q.Check())
-}
-
-// TestCloseWakesDequeueWait blocks DequeueWait, of the default consumer and
-// of a named one, in another goroutine and closes the queue: it returns
-// ErrClosed. It waits for the goroutine to be blocked by watching the
-// queue's waiter channel appear, not by sleeping.
-func TestCloseWakesDequeueWait(t *testing.T) {
-	for _, named := range []bool{false, true} {
-		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
-			q, err := NewMmapQueue(t.TempDir(), closedTestOpts()...)
-			require.NoError(t, err)
-			c, err := q.NewConsumer("waiter")
-			require.NoError(t, err)
-			wait := q.DequeueWait
-			if named {
-				wait = c.DequeueWait
-			}
-			// One message first: DequeueWait returns it without waiting.
-			require.NoError(t, q.EnqueueString("one"))
-			msg, err := wait(context.Background())
-			require.NoError(t, err)
-			require.Equal(t, "one", string(msg))
-
-			result := make(chan error, 1)
-			go func() {
-				msg, err := wait(context.Background())
-				if err == nil {
-					err = fmt.Errorf("DequeueWait returned %q on an empty queue", msg)
-				}
-				result <- err
-			}()
-			waitForWaiter(q)
-			require.NoError(t, q.Close())
-			select {
-			case err := <-result:
-				require.ErrorIs(t, err, ErrClosed)
-			case <-time.After(10 * time.Second):
-				t.Fatal("DequeueWait still blocked 10s after Close")
-			}
-		})
-	}
-}
-
-// TestDequeueWaitWokenByEnqueue is the other half of the waiting contract,
-// checked here because Close and Enqueue race for the same waiter channel:
-// an Enqueue wakes a blocked DequeueWait with exactly that message.
-func TestDequeueWaitWokenByEnqueue(t *testing.T) {
-	q, err := NewMmapQueue(t.TempDir(), closedTestOpts()...)
-	require.NoError(t, err)
-	defer func() { require.NoError(t, q.Close()) }()
-	for i := range 20 {
-		result := make(chan []byte, 1)
-		go func() {
-			msg, err := q.DequeueWait(context.Background())
-			if err != nil {
-				msg = []byte(err.Error())
-			}
-			result <- msg
-		}()
-		waitForWaiter(q)
-		var want [8]byte
-		binary.LittleEndian.PutUint64(want[:], uint64(i))
-		require.NoError(t, q.Enqueue(want[:]))
-		select {
-		case got := <-result:
-			require.Equal(t, want[:], got)
-		case <-time.After(10 * time.Second):
-			t.Fatal("DequeueWait not woken by Enqueue")
-		}
-	}
 }

@@ -51,6 +51,22 @@ func (s *consumerState) setAt(p position) {
 	s.mf.setLive(p.pos, p.seq)
 }
 
+// moveBack moves the consumer to p, behind where it was, and makes the
+// move durable at once when p is behind the durable position: on open, a
+// live position behind the durable one reads as a stale slot.
+func (s *consumerState) moveBack(p position) error {
+	s.setAt(p)
+	if p.pos >= s.synced.pos {
+		return nil
+	}
+	s.mf.setDurable([4]int64{p.pos, p.seq})
+	if err := s.mf.sync(); err != nil {
+		return err
+	}
+	s.synced = p
+	return nil
+}
+
 // Consumer reads the queue with a position of its own, kept across restarts
 // under its name. Create one with NewConsumer or FromConsumer. Its methods
 // are safe for concurrent use; handles with the same name share a position.
@@ -106,11 +122,10 @@ func openConsumerFile(path string) (*consumerState, error) {
 	}
 	st.synced = position{v[0], v[1]}
 	st.at = st.synced
-	// The live slot with the newest generation is the last move, made at
-	// or after the last flush, which wrote the durable slot from the same
-	// position: it wins also when it is behind the durable one, as after
-	// FromConsumer moved the consumer back.
-	if pos, seq, ok := mf.live(); ok {
+	// A live slot behind the durable position is older than the last
+	// flush: the newer slot was damaged. Positions move only forward
+	// between flushes (moveBack syncs a move back at once).
+	if pos, seq, ok := mf.live(); ok && pos >= st.synced.pos && seq >= st.synced.seq {
 		st.at = position{pos, seq}
 	}
 	return st, nil
@@ -212,8 +227,13 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 	if err != nil {
 		return nil, err
 	}
-	if st.at != from.st.at {
-		st.setAt(from.st.at)
+	switch at := from.st.at; {
+	case at.pos > st.at.pos:
+		st.setAt(at)
+	case at.pos < st.at.pos:
+		if err := st.moveBack(at); err != nil {
+			return nil, errorf("consumer %q: %w", name, err)
+		}
 	}
 	return &Consumer{q: q, st: st}, nil
 }

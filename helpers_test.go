@@ -1,9 +1,12 @@
 package bigqueue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
-	"runtime"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -61,17 +64,93 @@ func requireSeqMessage(t testing.TB, msg []byte, seq uint64, size int) {
 	}
 }
 
-// waitForWaiter returns once a DequeueWait is blocked on q: waiters
-// register under the lock before they block, so this is a condition, not a
-// guess at timing.
-func waitForWaiter(q *MmapQueue) {
-	for {
-		q.mu.Lock()
-		blocked := q.waiters != nil
-		q.mu.Unlock()
-		if blocked {
-			return
-		}
-		runtime.Gosched()
+// splitmix64 is a tiny deterministic mixer: payloads are a pure function of
+// their key, so a reader can tell a message that was enqueued from one that
+// was not, without a shared list.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// contractPayload returns the message for key: the key in the first 8 bytes,
+// then bytes derived from it. Its length, also derived from the key, is
+// mostly small, sometimes the bare key and sometimes up to maxLen, so that
+// messages span arenas when maxLen is larger than one.
+func contractPayload(key uint64, maxLen int) []byte {
+	h := splitmix64(key)
+	var n int
+	switch h % 16 {
+	case 0:
+		n = maxLen/2 + int((h>>8)%uint64(maxLen/2+1))
+	case 1:
+		n = 8
+	default:
+		n = 8 + int((h>>8)%300)
 	}
+	n = max(n, 8)
+	b := make([]byte, n)
+	binary.LittleEndian.PutUint64(b, key)
+	x := h
+	for i := 8; i < n; i += 8 {
+		x = splitmix64(x)
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], x)
+		copy(b[i:], w[:])
+	}
+	return b
+}
+
+// checkContractPayload returns the key of msg, or an error when msg is not
+// exactly contractPayload(key, maxLen): such a message was never enqueued.
+func checkContractPayload(msg []byte, maxLen int) (uint64, error) {
+	if len(msg) < 8 {
+		return 0, fmt.Errorf("message of %d bytes carries no key", len(msg))
+	}
+	key := binary.LittleEndian.Uint64(msg)
+	if want := contractPayload(key, maxLen); !bytes.Equal(msg, want) {
+		return key, fmt.Errorf("message with key %#x: %d bytes differ from the %d enqueued", key, len(msg), len(want))
+	}
+	return key, nil
+}
+
+// readQueueDir returns the content of every regular file in dir.
+func readQueueDir(t testing.TB, dir string) map[string][]byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	files := make(map[string][]byte, len(entries))
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		files[e.Name()] = b
+	}
+	return files
+}
+
+// writeQueueDir writes files into dir, which exists.
+func writeQueueDir(t testing.TB, dir string, files map[string][]byte) {
+	t.Helper()
+	for name, b := range files {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
+	}
+}
+
+// arenaFileIDs returns the ids of the arena files in dir, sorted.
+func arenaFileIDs(t testing.TB, dir string) []int64 {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var ids []int64
+	for _, e := range entries {
+		if id, ok := parseArenaName(e.Name()); ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }

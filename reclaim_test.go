@@ -1,14 +1,12 @@
 package bigqueue
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -235,75 +233,4 @@ func TestMaxDiskUsage(t *testing.T) {
 		requireSeqMessage(t, m, i, 1000)
 	}
 	require.LessOrEqual(t, dirBlocks(t, dir), int64(limit))
-}
-
-func TestDequeueWaitEnqueueWakesEveryConsumer(t *testing.T) {
-	q := smallQueue(t, t.TempDir())
-	c, err := q.NewConsumer("c")
-	require.NoError(t, err)
-	type result struct {
-		msg []byte
-		err error
-	}
-	fromQueue := make(chan result)
-	fromConsumer := make(chan result)
-	go func() {
-		m, err := q.DequeueWait(context.Background())
-		fromQueue <- result{m, err}
-	}()
-	go func() {
-		m, err := c.DequeueWait(context.Background())
-		fromConsumer <- result{m, err}
-	}()
-	// Whether or not the waiters are blocked yet, the Enqueue reaches both.
-	require.NoError(t, q.Enqueue([]byte("wake")))
-	for _, ch := range []chan result{fromQueue, fromConsumer} {
-		select {
-		case r := <-ch:
-			require.NoError(t, r.err)
-			require.Equal(t, "wake", string(r.msg))
-		case <-time.After(10 * time.Second):
-			t.Fatal("DequeueWait was not woken by Enqueue")
-		}
-	}
-	require.True(t, q.IsEmpty())
-}
-
-func TestDequeueWaitDeadline(t *testing.T) {
-	q := smallQueue(t, t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	_, err := q.DequeueWait(ctx)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	// A cancelled context never consumes a message.
-	require.NoError(t, q.Enqueue([]byte("kept")))
-	ctx, cancel = context.WithCancel(context.Background())
-	cancel()
-	_, err = q.DequeueWait(ctx)
-	require.ErrorIs(t, err, context.Canceled)
-	require.Equal(t, 1, q.Len())
-}
-
-// TestNoAllocations checks SPEC section 5: no allocation per Enqueue,
-// EnqueueString or DequeueAppend into a buffer with room.
-func TestNoAllocations(t *testing.T) {
-	q := openQueue(t, t.TempDir(), SetArenaSize(1<<20), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
-	msg := make([]byte, 128)
-	require.Zero(t, testing.AllocsPerRun(1000, func() {
-		if err := q.Enqueue(msg); err != nil {
-			t.Fatal(err)
-		}
-	}))
-	require.Zero(t, testing.AllocsPerRun(1000, func() {
-		if err := q.EnqueueString("a string message"); err != nil {
-			t.Fatal(err)
-		}
-	}))
-	buf := make([]byte, 0, 256)
-	require.Zero(t, testing.AllocsPerRun(1000, func() {
-		var err error
-		if buf, err = q.DequeueAppend(buf[:0]); err != nil {
-			t.Fatal(err)
-		}
-	}))
 }

@@ -1,0 +1,144 @@
+package bigqueue
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDequeueWaitEnqueueWakesEveryConsumer(t *testing.T) {
+	q := smallQueue(t, t.TempDir())
+	c, err := q.NewConsumer("c")
+	require.NoError(t, err)
+	type result struct {
+		msg []byte
+		err error
+	}
+	fromQueue := make(chan result)
+	fromConsumer := make(chan result)
+	go func() {
+		m, err := q.DequeueWait(context.Background())
+		fromQueue <- result{m, err}
+	}()
+	go func() {
+		m, err := c.DequeueWait(context.Background())
+		fromConsumer <- result{m, err}
+	}()
+	// Whether or not the waiters are blocked yet, the Enqueue reaches both.
+	require.NoError(t, q.Enqueue([]byte("wake")))
+	for _, ch := range []chan result{fromQueue, fromConsumer} {
+		select {
+		case r := <-ch:
+			require.NoError(t, r.err)
+			require.Equal(t, "wake", string(r.msg))
+		case <-time.After(10 * time.Second):
+			t.Fatal("DequeueWait was not woken by Enqueue")
+		}
+	}
+	require.True(t, q.IsEmpty())
+}
+
+func TestDequeueWaitDeadline(t *testing.T) {
+	q := smallQueue(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := q.DequeueWait(ctx)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// A cancelled context never consumes a message.
+	require.NoError(t, q.Enqueue([]byte("kept")))
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	_, err = q.DequeueWait(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, 1, q.Len())
+}
+
+// TestCloseWakesDequeueWait blocks DequeueWait, of the default consumer and
+// of a named one, in another goroutine and closes the queue: it returns
+// ErrClosed. It waits for the goroutine to be blocked by watching the
+// queue's waiter channel appear, not by sleeping.
+func TestCloseWakesDequeueWait(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
+			q, err := NewMmapQueue(t.TempDir(), closedTestOpts()...)
+			require.NoError(t, err)
+			c, err := q.NewConsumer("waiter")
+			require.NoError(t, err)
+			wait := q.DequeueWait
+			if named {
+				wait = c.DequeueWait
+			}
+			// One message first: DequeueWait returns it without waiting.
+			require.NoError(t, q.EnqueueString("one"))
+			msg, err := wait(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, "one", string(msg))
+
+			result := make(chan error, 1)
+			go func() {
+				msg, err := wait(context.Background())
+				if err == nil {
+					err = fmt.Errorf("DequeueWait returned %q on an empty queue", msg)
+				}
+				result <- err
+			}()
+			waitForWaiter(q)
+			require.NoError(t, q.Close())
+			select {
+			case err := <-result:
+				require.ErrorIs(t, err, ErrClosed)
+			case <-time.After(10 * time.Second):
+				t.Fatal("DequeueWait still blocked 10s after Close")
+			}
+		})
+	}
+}
+
+// TestDequeueWaitWokenByEnqueue is the other half of the waiting contract,
+// checked here because Close and Enqueue race for the same waiter channel:
+// an Enqueue wakes a blocked DequeueWait with exactly that message.
+func TestDequeueWaitWokenByEnqueue(t *testing.T) {
+	q, err := NewMmapQueue(t.TempDir(), closedTestOpts()...)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	for i := range 20 {
+		result := make(chan []byte, 1)
+		go func() {
+			msg, err := q.DequeueWait(context.Background())
+			if err != nil {
+				msg = []byte(err.Error())
+			}
+			result <- msg
+		}()
+		waitForWaiter(q)
+		var want [8]byte
+		binary.LittleEndian.PutUint64(want[:], uint64(i))
+		require.NoError(t, q.Enqueue(want[:]))
+		select {
+		case got := <-result:
+			require.Equal(t, want[:], got)
+		case <-time.After(10 * time.Second):
+			t.Fatal("DequeueWait not woken by Enqueue")
+		}
+	}
+}
+
+// waitForWaiter returns once a DequeueWait is blocked on q: waiters
+// register under the lock before they block, so this is a condition, not a
+// guess at timing.
+func waitForWaiter(q *MmapQueue) {
+	for {
+		q.mu.Lock()
+		blocked := q.waiters != nil
+		q.mu.Unlock()
+		if blocked {
+			return
+		}
+		runtime.Gosched()
+	}
+}
