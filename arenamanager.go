@@ -19,14 +19,21 @@ const (
 // arenaManager owns the arena files of a queue: which are mapped, creating
 // them ahead of the writer, mapping them for readers, syncing and deleting
 // them. At most max arenas are mapped at once (0: no cap); the least
-// recently used one is unmapped to make room. Callers hold the queue's lock
-// and use one arena at a time, so the arena in use is always the most
-// recently used one and is never the one evicted.
+// recently used one is unmapped to make room. Callers use one arena at a
+// time, so the arena in use is always the most recently used one and is
+// never the one evicted.
+//
+// Locking: the queue's mutex (MmapQueue.mu) guards every field but those
+// marked otherwise; every method is called with it held. Two kinds of
+// goroutine work beside it, and touch only what they are handed: a reaper
+// (startReap) gets detached mappings and names and reports through reapMu;
+// a creator (createahead.go) gets dirFd, a name and a size and reports
+// through its channel, which settle reads under the queue's mutex.
 type arenaManager struct {
-	dir   string
-	dirFd int // the directory, for openat
-	size  int
-	max   int
+	dir   string // set at creation, read-only
+	dirFd int    // the directory, for openat; closed by close after the goroutines are done
+	size  int    // set at creation, read-only
+	max   int    // set at creation, read-only
 
 	mapped map[int64]*arena
 	// front is the most recently used arena, back the least; the list
@@ -45,10 +52,12 @@ type arenaManager struct {
 	created bool
 
 	// reap holds retired arenas that are to be unmapped and deleted off
-	// the caller's path (see retire); reaping counts the goroutines doing
-	// it, and reapErr (guarded by reapMu) keeps their first error.
+	// the caller's path (see retire), until startReap hands them to a
+	// reaper; reaping counts the reapers.
 	reap    []reapItem
 	reaping sync.WaitGroup
+	// reapMu guards reapErr, the first error of a reaper not yet taken by
+	// waitReaped. Reapers take it; nothing else does.
 	reapMu  sync.Mutex
 	reapErr error
 

@@ -1,0 +1,54 @@
+package bigqueue
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestOpenRemovesOnlyItsTemps: a crash can leave the temporary file of a
+// meta file being written; open removes those, and nothing else that ends
+// in .tmp (a user's file, a directory).
+func TestOpenRemovesOnlyItsTemps(t *testing.T) {
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	_, err := q.NewConsumer("c")
+	require.NoError(t, err)
+	require.NoError(t, q.Close())
+
+	ours := []string{indexName + tmpSuffix, defaultConsumerFile + tmpSuffix, consumerFileName("c") + tmpSuffix}
+	for _, name := range ours {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("half written"), 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.tmp"), []byte("mine"), 0o644))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "work.tmp", "inside"), 0o755))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, indexName+tmpSuffix+"d"), 0o755))
+
+	q = smallQueue(t, dir)
+	require.Equal(t, []string{"c"}, q.Consumers())
+	for _, name := range ours {
+		require.NoFileExists(t, filepath.Join(dir, name))
+	}
+	require.FileExists(t, filepath.Join(dir, "notes.tmp"))
+	require.DirExists(t, filepath.Join(dir, "work.tmp", "inside"))
+}
+
+// TestMetaVersionBeforeChecksum: a meta file of a later format version
+// reads as incompatible, not as corrupt, whatever its checksum says.
+func TestMetaVersionBeforeChecksum(t *testing.T) {
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	require.NoError(t, q.Close())
+	path := filepath.Join(dir, indexName)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	binary.LittleEndian.PutUint32(b[metaVersionOffset:], formatVersion+1) // the header CRC no longer holds
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+
+	_, err = NewMmapQueue(dir, SetArenaSize(testArenaSize))
+	require.ErrorIs(t, err, ErrIncompatibleVersion)
+	require.NotErrorIs(t, err, ErrCorrupt)
+}
