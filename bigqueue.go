@@ -157,6 +157,9 @@ func (q *MmapQueue) release() error {
 	for _, st := range q.allConsumers() {
 		errs = append(errs, st.mf.close(), st.win.close())
 	}
+	if q.s.idx != nil {
+		errs = append(errs, q.s.idx.close())
+	}
 	if q.s.am != nil {
 		errs = append(errs, q.s.am.close())
 	}
@@ -192,7 +195,7 @@ func (q *MmapQueue) Enqueue(message []byte) error {
 	if err := q.reserve(q.s.recordEnd(q.tail.pos, len(message))); err != nil {
 		return err
 	}
-	next, err := q.s.write(q.tail.pos, message, 0)
+	next, err := q.s.write(q.tail, message, 0)
 	if err != nil {
 		return errorf("enqueue: %w", err)
 	}
@@ -231,7 +234,8 @@ func (q *MmapQueue) EnqueueBatch(messages [][]byte) error {
 			flags = flagBatchMore
 		}
 		var err error
-		if pos, err = q.s.write(pos, m, flags); err != nil {
+		if pos, err = q.s.write(position{pos, q.tail.seq + int64(i)}, m, flags); err != nil {
+			q.s.idx.truncate(q.tail.pos) // the batch is not published
 			return errorf("enqueue batch: %w", err)
 		}
 	}

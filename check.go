@@ -17,7 +17,8 @@ func (q *MmapQueue) Check() (err error) {
 		if name == "" {
 			name = "(default)"
 		}
-		waiting[st.at.pos] = append(waiting[st.at.pos], name)
+		waiting[st.cursor.pos] = append(waiting[st.cursor.pos], name)
+		waiting[st.committed.pos] = append(waiting[st.committed.pos], name)
 	}
 	var w window // of its own: see recover
 	defer func() { err = joinErrors(err, w.close()) }()

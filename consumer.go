@@ -1,7 +1,6 @@
 package bigqueue
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -12,12 +11,12 @@ import (
 )
 
 // Each consumer, the default one included, has a meta file (see
-// metafile.go) holding its position:
+// metafile.go) holding its committed position:
 //
 //	kind's header fields (offset 16): | name length u32 |
 //	static data (offset 256):         | name bytes ...  |
-//	live slot:      position, sequence              (every Dequeue)
-//	durable slots:  position, sequence, 0, 0        (every Flush)
+//	live slot:      position, offset                (every commit)
+//	durable slots:  position, offset, 0, 0          (every Flush)
 //
 // A named consumer's file is consumer-<hex of the first 16 bytes of the
 // SHA-256 of its name>.dat, so that any string is a safe name ("a/b",
@@ -35,27 +34,44 @@ const (
 
 var consumerMagic = [8]byte{'B', 'Q', 'C', 'O', 'N', 'S', 'M', 'R'}
 
-// consumerState is one consumer's position and file. Every Consumer handle
-// with its name shares it. The queue's lock guards it.
+// consumerState is one consumer's positions and file. Every Consumer
+// handle with its name shares it. The queue's lock guards it.
+//
+// The cursor is where Read reads next; it lives in memory only. The
+// committed position is where a reopened queue puts the cursor; it is in
+// the live slot of the file, written at every commit. Dequeue reads and
+// commits in one step, so for a consumer that only dequeues the two are
+// equal. The queue keeps every message at or after either.
 type consumerState struct {
-	name    string // "" for the default consumer
-	mf      *metaFile
-	at      position // where the next Dequeue reads
-	synced  position // what the last Flush made durable
-	deleted bool
-	win     window // reads arenas that are not mapped
+	name      string // "" for the default consumer
+	mf        *metaFile
+	cursor    position // where the next Read reads
+	committed position // what the last commit wrote to the live slot
+	synced    position // what the last Flush made durable
+	deleted   bool
+	win       window // reads arenas that are not mapped
 }
 
-func (s *consumerState) setAt(p position) {
-	s.at = p
+// low returns the position before which the consumer needs nothing.
+func (s *consumerState) low() position {
+	if s.cursor.pos < s.committed.pos {
+		return s.cursor
+	}
+	return s.committed
+}
+
+// setCommitted commits p, at or after the durable position.
+func (s *consumerState) setCommitted(p position) {
+	s.committed = p
 	s.mf.setLive(p.pos, p.seq)
 }
 
-// moveBack moves the consumer to p, behind where it was, and makes the
-// move durable at once when p is behind the durable position: on open, a
-// live position behind the durable one reads as a stale slot.
-func (s *consumerState) moveBack(p position) error {
-	s.setAt(p)
+// commit makes p the committed position, and durable at once when p is
+// behind the durable position: on open, a live position behind the durable
+// one reads as a stale slot (the newer slot damaged), so positions move
+// only forward between flushes.
+func (s *consumerState) commit(p position) error {
+	s.setCommitted(p)
 	if p.pos >= s.synced.pos {
 		return nil
 	}
@@ -121,13 +137,14 @@ func openConsumerFile(path string) (*consumerState, error) {
 		return nil, errorf("%s: no durable position with a valid checksum: %w", path, ErrCorrupt)
 	}
 	st.synced = position{v[0], v[1]}
-	st.at = st.synced
+	st.committed = st.synced
 	// A live slot behind the durable position is older than the last
 	// flush: the newer slot was damaged. Positions move only forward
-	// between flushes (moveBack syncs a move back at once).
+	// between flushes (commit syncs a move back at once).
 	if pos, seq, ok := mf.live(); ok && pos >= st.synced.pos && seq >= st.synced.seq {
-		st.at = position{pos, seq}
+		st.committed = position{pos, seq}
 	}
+	st.cursor = st.committed
 	return st, nil
 }
 
@@ -153,36 +170,6 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 	}
 	return nil
 }
-
-// IsEmpty reports whether the consumer has read every message. It returns
-// true after the queue is closed.
-func (c *Consumer) IsEmpty() bool { return c.q.isEmpty(c.st) }
-
-// Dequeue removes the next message from the consumer's view of the queue and
-// returns it in a new slice the caller owns. It returns ErrEmptyQueue when
-// there is none.
-func (c *Consumer) Dequeue() ([]byte, error) { return c.q.dequeue(c.st, nil, true) }
-
-// DequeueString is Dequeue returning a string.
-func (c *Consumer) DequeueString() (string, error) { return c.q.dequeueString(c.st) }
-
-// DequeueAppend is Dequeue that appends the message to dst and returns the
-// extended slice; it does not allocate when dst has room for the message.
-func (c *Consumer) DequeueAppend(dst []byte) ([]byte, error) { return c.q.dequeue(c.st, dst, true) }
-
-// Peek returns the next message without consuming it, or ErrEmptyQueue.
-func (c *Consumer) Peek() ([]byte, error) { return c.q.dequeue(c.st, nil, false) }
-
-// DequeueWait is Dequeue that waits for a message when there is none. It
-// returns ctx.Err() when ctx ends first and ErrClosed when the queue is
-// closed while it waits.
-func (c *Consumer) DequeueWait(ctx context.Context) ([]byte, error) {
-	return c.q.dequeueWait(ctx, c.st)
-}
-
-// Len returns how many messages the consumer has not dequeued yet; 0 after
-// the queue is closed.
-func (c *Consumer) Len() int { return c.q.length(c.st) }
 
 // Name returns the consumer's name.
 func (c *Consumer) Name() string { return c.st.name }
@@ -223,18 +210,16 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 	if err := q.usable(from.st); err != nil {
 		return nil, err
 	}
-	st, err := q.consumer(name, from.st.at)
+	st, err := q.consumer(name, from.st.committed)
 	if err != nil {
 		return nil, err
 	}
-	switch at := from.st.at; {
-	case at.pos > st.at.pos:
-		st.setAt(at)
-	case at.pos < st.at.pos:
-		if err := st.moveBack(at); err != nil {
-			return nil, errorf("consumer %q: %w", name, err)
-		}
+	// Both positions of from: its cursor too, so that the two read the
+	// same messages next.
+	if err := st.commit(from.st.committed); err != nil {
+		return nil, errorf("consumer %q: %w", name, err)
 	}
+	st.cursor = from.st.cursor
 	return &Consumer{q: q, st: st}, nil
 }
 

@@ -526,7 +526,7 @@ func TestCrashTornLiveSlotAfterAbortedBatch(t *testing.T) {
 		if i == len(batch)-1 {
 			flags = 0
 		}
-		pos, err = q.s.write(pos, m, flags)
+		pos, err = q.s.write(position{pos, q.tail.seq + int64(i)}, m, flags)
 		require.NoError(t, err)
 	}
 	q.mu.Unlock()

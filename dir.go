@@ -50,7 +50,7 @@ func listDir(dir string) (dirListing, error) {
 // queue's meta files.
 func isMetaTemp(name string) bool {
 	meta, ok := strings.CutSuffix(name, tmpSuffix)
-	return ok && (meta == indexName || meta == defaultConsumerFile || isConsumerFile(meta))
+	return ok && (meta == indexName || meta == offsetsName || meta == defaultConsumerFile || isConsumerFile(meta))
 }
 
 // removeTemps deletes the temporary meta files a crash left in dir.

@@ -61,6 +61,14 @@ var (
 	// longer than MaxConsumerNameLen bytes.
 	ErrInvalidConsumerName = newSentinel("invalid consumer name")
 
+	// ErrOffsetOutOfRange is returned by Seek and CommitOffset for an
+	// offset before the oldest message kept or after the offset the next
+	// Enqueue gets (see Offsets).
+	ErrOffsetOutOfRange = newSentinel("offset out of range")
+
+	// ErrInvalidRetention is returned by SetRetention for a value below -1.
+	ErrInvalidRetention = newSentinel("invalid retention")
+
 	// ErrUnknownConsumer is returned by DeleteConsumer for a name that has no
 	// consumer, and by the methods of a Consumer whose consumer was deleted.
 	ErrUnknownConsumer = newSentinel("unknown consumer")

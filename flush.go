@@ -50,6 +50,9 @@ func (q *MmapQueue) flushLocked() error {
 	if err := am.syncDir(); err != nil {
 		return errorf("flush: %w", err)
 	}
+	if err := q.s.idx.sync(); err != nil {
+		return errorf("flush: %w", err)
+	}
 	if err := q.reclaim(q.tail, false); err != nil {
 		return errorf("flush: %w", err)
 	}

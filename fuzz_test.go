@@ -137,7 +137,7 @@ func FuzzReadRecord(f *testing.F) {
 		require.NoError(t, err)
 		defer func() { _ = wam.close() }()
 		ws := &stream{size: fuzzArenaSize, am: wam}
-		end, err := ws.write(at, msg, flags)
+		end, err := ws.write(position{pos: at}, msg, flags)
 		require.NoError(t, err)
 		require.Equal(t, next, end, "the writer's record ends elsewhere")
 		for p := start; p < end; {

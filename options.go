@@ -28,6 +28,7 @@ type config struct {
 	flushOps       int64
 	flushPeriod    time.Duration
 	maxDiskUsage   int64
+	retention      int64
 }
 
 // Option configures a queue. It is passed to NewMmapQueue and returns an
@@ -98,6 +99,23 @@ func SetPeriodicFlushDuration(flushPeriod time.Duration) Option {
 func SetMaxDiskUsage(bytes int64) Option {
 	return func(c *config) error {
 		c.maxDiskUsage = bytes
+		return nil
+	}
+}
+
+// SetRetention keeps messages that every consumer has read, for replay
+// (Seek back, or a consumer created later, which starts at the oldest
+// message kept). 0, the default, keeps none: an arena goes once every
+// consumer is past it. n > 0 keeps at least the newest n bytes of records;
+// -1 keeps every message ever enqueued, as the reference does. Retention
+// works in whole arenas: an arena goes only when all of it is older than
+// what is kept. Other negative values are ErrInvalidRetention.
+func SetRetention(bytes int64) Option {
+	return func(c *config) error {
+		if bytes < -1 {
+			return errorf("retention %d: %w", bytes, ErrInvalidRetention)
+		}
+		c.retention = bytes
 		return nil
 	}
 }

@@ -6,8 +6,73 @@ import (
 	"unsafe"
 )
 
-// Reading: the default consumer's methods, and the helpers that every
-// consumer's reads share.
+// Dequeuing: the reference's way to consume, a Read and a Commit in one
+// step, for the default consumer (methods of MmapQueue) and for named ones
+// (methods of Consumer), and the helpers every read shares. commit.go has
+// reading with separate commits.
+
+// Dequeue removes the oldest message the default consumer has not read and
+// returns it in a new slice the caller owns. It returns ErrEmptyQueue when
+// there is none.
+func (q *MmapQueue) Dequeue() ([]byte, error) { return q.dequeue(q.def, nil) }
+
+// DequeueString is Dequeue returning a string.
+func (q *MmapQueue) DequeueString() (string, error) { return q.dequeueString(q.def) }
+
+// DequeueAppend is Dequeue that appends the message to dst and returns the
+// extended slice; it does not allocate when dst has room for the message.
+func (q *MmapQueue) DequeueAppend(dst []byte) ([]byte, error) { return q.dequeue(q.def, dst) }
+
+// Peek returns the message Dequeue would return, without consuming it.
+func (q *MmapQueue) Peek() ([]byte, error) { return q.peek(q.def) }
+
+// DequeueWait is Dequeue that waits for a message when there is none. It
+// returns ctx.Err() when ctx ends first and ErrClosed when the queue is
+// closed while it waits. An Enqueue wakes it; it does not poll.
+func (q *MmapQueue) DequeueWait(ctx context.Context) ([]byte, error) {
+	m, err := q.wait(ctx, q.def, true)
+	return m.Data, err
+}
+
+// IsEmpty reports whether the default consumer has read every message. It
+// returns true after Close.
+func (q *MmapQueue) IsEmpty() bool { return q.isEmpty(q.def) }
+
+// Len returns how many messages the default consumer has not dequeued yet;
+// 0 after Close.
+func (q *MmapQueue) Len() int { return q.length(q.def) }
+
+// Dequeue removes the next message from the consumer's view of the queue
+// and returns it in a new slice the caller owns: a Read and a Commit in one
+// step. It returns ErrEmptyQueue when there is none.
+func (c *Consumer) Dequeue() ([]byte, error) { return c.q.dequeue(c.st, nil) }
+
+// DequeueString is Dequeue returning a string.
+func (c *Consumer) DequeueString() (string, error) { return c.q.dequeueString(c.st) }
+
+// DequeueAppend is Dequeue that appends the message to dst and returns the
+// extended slice; it does not allocate when dst has room for the message.
+func (c *Consumer) DequeueAppend(dst []byte) ([]byte, error) { return c.q.dequeue(c.st, dst) }
+
+// Peek returns the message at the cursor without moving it, or
+// ErrEmptyQueue.
+func (c *Consumer) Peek() ([]byte, error) { return c.q.peek(c.st) }
+
+// DequeueWait is Dequeue that waits for a message when there is none. It
+// returns ctx.Err() when ctx ends first and ErrClosed when the queue is
+// closed while it waits.
+func (c *Consumer) DequeueWait(ctx context.Context) ([]byte, error) {
+	m, err := c.q.wait(ctx, c.st, true)
+	return m.Data, err
+}
+
+// IsEmpty reports whether the cursor is past every message. It returns
+// true after the queue is closed.
+func (c *Consumer) IsEmpty() bool { return c.q.isEmpty(c.st) }
+
+// Len returns how many messages lie at or after the cursor; 0 after the
+// queue is closed.
+func (c *Consumer) Len() int { return c.q.length(c.st) }
 
 // usable returns the error a consumer's operation gets, if any.
 func (q *MmapQueue) usable(st *consumerState) error {
@@ -20,40 +85,10 @@ func (q *MmapQueue) usable(st *consumerState) error {
 	return nil
 }
 
-// Dequeue removes the oldest message the default consumer has not read and
-// returns it in a new slice the caller owns. It returns ErrEmptyQueue when
-// there is none.
-func (q *MmapQueue) Dequeue() ([]byte, error) { return q.dequeue(q.def, nil, true) }
-
-// DequeueString is Dequeue returning a string.
-func (q *MmapQueue) DequeueString() (string, error) { return q.dequeueString(q.def) }
-
-// DequeueAppend is Dequeue that appends the message to dst and returns the
-// extended slice; it does not allocate when dst has room for the message.
-func (q *MmapQueue) DequeueAppend(dst []byte) ([]byte, error) { return q.dequeue(q.def, dst, true) }
-
-// Peek returns the message Dequeue would return, without consuming it.
-func (q *MmapQueue) Peek() ([]byte, error) { return q.dequeue(q.def, nil, false) }
-
-// DequeueWait is Dequeue that waits for a message when there is none. It
-// returns ctx.Err() when ctx ends first and ErrClosed when the queue is
-// closed while it waits. An Enqueue wakes it; it does not poll.
-func (q *MmapQueue) DequeueWait(ctx context.Context) ([]byte, error) {
-	return q.dequeueWait(ctx, q.def)
-}
-
-// IsEmpty reports whether the default consumer has read every message. It
-// returns true after Close.
-func (q *MmapQueue) IsEmpty() bool { return q.isEmpty(q.def) }
-
-// Len returns how many messages the default consumer has not dequeued yet;
-// 0 after Close.
-func (q *MmapQueue) Len() int { return q.length(q.def) }
-
 func (q *MmapQueue) isEmpty(st *consumerState) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.usable(st) != nil || st.at.pos >= q.tail.pos
+	return q.usable(st) != nil || st.cursor.pos >= q.tail.pos
 }
 
 func (q *MmapQueue) length(st *consumerState) int {
@@ -62,20 +97,31 @@ func (q *MmapQueue) length(st *consumerState) int {
 	if q.usable(st) != nil {
 		return 0
 	}
-	return int(q.tail.seq - st.at.seq)
+	return int(q.tail.seq - st.cursor.seq)
 }
 
-func (q *MmapQueue) dequeue(st *consumerState, dst []byte, consume bool) ([]byte, error) {
+func (q *MmapQueue) dequeue(st *consumerState, dst []byte) ([]byte, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if err := q.usable(st); err != nil {
 		return dst, err
 	}
-	return q.dequeueLocked(st, dst, consume)
+	out, _, err := q.readLocked(st, dst, true)
+	return out, err
+}
+
+func (q *MmapQueue) peek(st *consumerState) ([]byte, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.usable(st); err != nil {
+		return nil, err
+	}
+	out, _, err := q.readLocked(st, nil, false)
+	return out, err
 }
 
 func (q *MmapQueue) dequeueString(st *consumerState) (string, error) {
-	b, err := q.dequeue(st, nil, true)
+	b, err := q.dequeue(st, nil)
 	if err != nil || len(b) == 0 {
 		return "", err
 	}
@@ -83,41 +129,71 @@ func (q *MmapQueue) dequeueString(st *consumerState) (string, error) {
 	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }
 
-// dequeueLocked reads the consumer's next message, appending it to dst, and
-// moves the consumer past it when consume is set.
-func (q *MmapQueue) dequeueLocked(st *consumerState, dst []byte, consume bool) ([]byte, error) {
-	if st.at.pos >= q.tail.pos {
-		return dst, ErrEmptyQueue
+// readLocked reads the message at st's cursor, appending it to dst, and
+// returns it with its offset. With commit set, the cursor moves past it and
+// the consumer commits (Dequeue); without, nothing moves (Peek).
+func (q *MmapQueue) readLocked(st *consumerState, dst []byte, commit bool) ([]byte, int64, error) {
+	at := st.cursor
+	if at.pos >= q.tail.pos {
+		return dst, 0, ErrEmptyQueue
 	}
-	out, next, err := q.s.read(&st.win, st.at.pos, q.tail.pos, dst)
+	out, next, err := q.s.read(&st.win, at.pos, q.tail.pos, dst)
 	if err != nil {
-		return out, errorf("dequeue: %w", err)
+		return out, 0, errorf("read offset %d: %w", at.seq, err)
 	}
-	if consume {
-		before, _ := q.s.arenaOf(st.at.pos)
-		st.setAt(position{next, st.at.seq + 1})
-		q.mutated(1)
-		if after, _ := q.s.arenaOf(next); after != before {
-			q.reclaimOnDequeue()
+	if commit {
+		st.cursor = position{next, at.seq + 1}
+		if err := q.commitLocked(st, st.cursor); err != nil {
+			st.cursor = at // not consumed: the message is read again
+			return dst, 0, err
 		}
 	}
-	return out, nil
+	return out, at.seq, nil
 }
 
-func (q *MmapQueue) dequeueWait(ctx context.Context, st *consumerState) ([]byte, error) {
+// commitLocked makes p the committed position of st, and retires the
+// arenas every consumer has then passed when that is done on Dequeue (see
+// reclaimOnDequeue).
+func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
+	if p == st.committed {
+		return nil
+	}
+	before, _ := q.s.arenaOf(st.low().pos)
+	if err := st.commit(p); err != nil {
+		return errorf("consumer %q: commit offset %d: %w", st.name, p.seq, err)
+	}
+	q.mutated(1)
+	if after, _ := q.s.arenaOf(st.low().pos); after > before {
+		q.reclaimOnDequeue()
+	}
+	return nil
+}
+
+// wait reads the next message of st, waiting for one when there is none;
+// with commit set it commits it too (DequeueWait), else it only moves the
+// cursor (ReadWait).
+func (q *MmapQueue) wait(ctx context.Context, st *consumerState, commit bool) (Message, error) {
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return Message{}, err
 		}
 		q.mu.Lock()
 		if err := q.usable(st); err != nil {
 			q.mu.Unlock()
-			return nil, err
+			return Message{}, err
 		}
-		msg, err := q.dequeueLocked(st, nil, true)
+		var m Message
+		var err error
+		if commit {
+			var off int64
+			m.Data, off, err = q.readLocked(st, nil, true)
+			m.Offset = uint64(off)
+		} else {
+			m, err = q.readNextLocked(st)
+		}
 		if !errors.Is(err, ErrEmptyQueue) {
 			q.mu.Unlock()
-			return msg, err
+			return m, err
 		}
 		if q.waiters == nil {
 			q.waiters = make(chan struct{})
@@ -126,7 +202,7 @@ func (q *MmapQueue) dequeueWait(ctx context.Context, st *consumerState) ([]byte,
 		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return Message{}, ctx.Err()
 		case <-wake:
 		}
 	}

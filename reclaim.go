@@ -44,20 +44,45 @@ func (q *MmapQueue) diskUsage(end int64) int64 {
 // reclaimable reports whether a flush would delete an arena.
 func (q *MmapQueue) reclaimable() bool { return q.reclaimableArenas() > 0 }
 
-// reclaimableArenas counts the arenas from the head's up to the slowest
-// consumer's: those every consumer has read past.
+// reclaimableArenas counts the arenas from the head's up to the one the
+// head would move to (nextHead): those every consumer has read past and
+// SetRetention does not keep.
 func (q *MmapQueue) reclaimableArenas() int64 {
 	first, _ := q.s.arenaOf(q.head.pos)
-	slowest, _ := q.s.arenaOf(q.slowest().pos)
-	return slowest - first
+	next, _ := q.s.arenaOf(q.nextHead().pos)
+	return next - first
 }
 
-// slowest returns the position of the consumer furthest behind.
+// nextHead returns where the head may move: to the slowest consumer,
+// unless SetRetention keeps more. The head stays in its arena, or moves to
+// the start of a record in a later one.
+func (q *MmapQueue) nextHead() position {
+	head := q.slowest()
+	switch r := q.conf.retention; {
+	case r < 0:
+		return q.head
+	case r > 0 && q.tail.pos-r < head.pos:
+		// Keep the record holding the r-th byte before the tail, and
+		// what follows.
+		keep, ok := q.s.idx.atOrBefore(max(q.tail.pos-r, 0))
+		if !ok || keep.pos <= q.head.pos {
+			return q.head
+		}
+		head = keep
+	}
+	if first, _ := q.s.arenaOf(q.head.pos); head.pos/int64(q.s.size) <= first {
+		return q.head
+	}
+	return head
+}
+
+// slowest returns the lowest position a consumer needs: its cursor or its
+// committed offset, whichever is behind.
 func (q *MmapQueue) slowest() position {
-	min := q.def.at
+	min := q.def.low()
 	for _, st := range q.consumers {
-		if st.at.pos < min.pos {
-			min = st.at
+		if low := st.low(); low.pos < min.pos {
+			min = low
 		}
 	}
 	return min
@@ -81,10 +106,7 @@ func (q *MmapQueue) reclaim(durableTail position, async bool) error {
 	if err := q.syncConsumers(); err != nil {
 		return err
 	}
-	head := q.head
-	if q.reclaimable() {
-		head = q.slowest()
-	}
+	head := q.nextHead()
 	if err := q.syncIndex(head, durableTail); err != nil {
 		return err
 	}
@@ -94,14 +116,14 @@ func (q *MmapQueue) reclaim(durableTail position, async bool) error {
 // syncConsumers makes the position of every consumer that moved durable.
 func (q *MmapQueue) syncConsumers() error {
 	for _, st := range q.allConsumers() {
-		if st.at == st.synced {
+		if st.committed == st.synced {
 			continue
 		}
-		st.mf.setDurable([4]int64{st.at.pos, st.at.seq})
+		st.mf.setDurable([4]int64{st.committed.pos, st.committed.seq})
 		if err := st.mf.sync(); err != nil {
 			return err
 		}
-		st.synced = st.at
+		st.synced = st.committed
 	}
 	return nil
 }
@@ -152,6 +174,7 @@ func (q *MmapQueue) retireBefore(head position, async bool) error {
 			}
 		}
 	}
+	q.s.idx.dropBefore(last)
 	am.startReap()
 	return nil
 }

@@ -158,7 +158,7 @@ func TestReclaimOnDequeue(t *testing.T) {
 				m, err := q.Dequeue()
 				require.NoError(t, err)
 				requireSeqMessage(t, m, uint64(i), size)
-				if id, _ := q.s.arenaOf(q.def.at.pos); id == 2 {
+				if id, _ := q.s.arenaOf(q.def.committed.pos); id == 2 {
 					break
 				}
 			}

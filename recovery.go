@@ -67,6 +67,9 @@ func (q *MmapQueue) recover() (err error) {
 	// is stale once the writer writes there.
 	var w window
 	defer func() { err = joinErrors(err, w.close()) }()
+	// The offset index as of the last flush; the walk adds the records
+	// after it, and what a cut-off batch added goes again below.
+	q.s.idx = loadOffsetIndex(q.dir, q.s.am.dirFd, first, tail.pos)
 	committed, at := tail, tail
 	for at.pos < limit {
 		next, flags, err := q.s.verify(&w, at.pos, limit)
@@ -76,12 +79,14 @@ func (q *MmapQueue) recover() (err error) {
 		if err != nil {
 			return err
 		}
+		q.s.noteStart(position{q.s.recordStart(at.pos), at.seq})
 		at = position{next, at.seq + 1}
 		if flags&flagBatchMore == 0 {
 			committed = at
 		}
 	}
 	q.tail = committed
+	q.s.idx.truncate(committed.pos)
 	q.s.clearHeaderAt(committed.pos)
 	q.idx.setLive(committed.pos, committed.seq)
 	return nil
@@ -94,15 +99,16 @@ func (q *MmapQueue) recover() (err error) {
 // message that exists.
 func (q *MmapQueue) clampConsumers() {
 	for _, st := range q.allConsumers() {
-		at := st.at
+		at := st.committed
 		if at.pos < q.head.pos || at.seq < q.head.seq {
 			at = q.head
 		}
 		if at.pos > q.tail.pos || at.seq > q.tail.seq {
 			at = q.tail
 		}
-		if at != st.at {
-			st.setAt(at)
+		if at != st.committed {
+			st.setCommitted(at)
 		}
+		st.cursor = st.committed
 	}
 }

@@ -19,9 +19,11 @@ type Stats struct {
 
 // ConsumerStats describes one consumer in Stats.
 type ConsumerStats struct {
-	Name     string // "" for the default consumer
-	Position int64  // position of the next message it reads
-	Backlog  int    // messages it has not dequeued
+	Name      string // "" for the default consumer
+	Position  int64  // position (byte offset) of the message at its cursor
+	Backlog   int    // messages at or after its cursor
+	Cursor    uint64 // offset of the message it reads next
+	Committed uint64 // its committed offset, where a reopened queue resumes
 }
 
 // Stats returns a snapshot of the queue's state.
@@ -62,5 +64,8 @@ func (q *MmapQueue) Stats() (Stats, error) {
 }
 
 func (q *MmapQueue) consumerStats(st *consumerState) ConsumerStats {
-	return ConsumerStats{Name: st.name, Position: st.at.pos, Backlog: int(q.tail.seq - st.at.seq)}
+	return ConsumerStats{
+		Name: st.name, Position: st.cursor.pos, Backlog: int(q.tail.seq - st.cursor.seq),
+		Cursor: uint64(st.cursor.seq), Committed: uint64(st.committed.seq),
+	}
 }

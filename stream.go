@@ -21,6 +21,7 @@ type position struct {
 type stream struct {
 	size int // arena size
 	am   *arenaManager
+	idx  *offsetIndex // where records start, arena by arena; nil in some tests
 
 	// writtenFrom is the tail as open left it. A record at or after it
 	// was written by this stream, into the page cache it is read from,
@@ -53,10 +54,11 @@ func (s *stream) recordEnd(pos int64, n int) int64 {
 	return s.recordStart(pos) + headerSize + int64(n)
 }
 
-// write writes msg as the record at pos and returns the position after it.
-// The caller has checked the space (reserve in reclaim.go).
-func (s *stream) write(pos int64, msg []byte, flags uint16) (int64, error) {
-	start := s.recordStart(pos)
+// write writes msg as the record of the message at at and returns the
+// position after it. The caller has checked the space (reserve in
+// reclaim.go).
+func (s *stream) write(at position, msg []byte, flags uint16) (int64, error) {
+	start := s.recordStart(at.pos)
 	id, off := s.arenaOf(start)
 	a, err := s.am.getForWrite(id)
 	if err != nil {
@@ -65,7 +67,7 @@ func (s *stream) write(pos int64, msg []byte, flags uint16) (int64, error) {
 	crc := crc32.Update(crcStart(&s.scratch, start, flags, uint64(len(msg))), castagnoli, msg)
 	a.prepareWrite(off, off+headerSize+len(msg))
 	putHeader(a.data[off:], recordHeader{flags: flags, crc: crc, length: uint64(len(msg))})
-	pos = start + headerSize
+	pos := start + headerSize
 	for len(msg) > 0 {
 		id, off = s.arenaOf(pos)
 		if a.id != id {
@@ -78,7 +80,18 @@ func (s *stream) write(pos int64, msg []byte, flags uint16) (int64, error) {
 		msg = msg[n:]
 		pos += int64(n)
 	}
+	s.noteStart(position{start, at.seq})
 	return pos, nil
+}
+
+// noteStart tells the offset index where a record starts.
+func (s *stream) noteStart(start position) {
+	if s.idx == nil {
+		return
+	}
+	if id := start.pos / int64(s.size); id > s.idx.last {
+		s.idx.note(id, start)
+	}
 }
 
 // clearHeaderAt zeroes the header slot of the record that would be written

@@ -1,0 +1,263 @@
+package bigqueue
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// The offset index is a sparse map from offsets to positions: for each
+// arena, where the first record that starts at or after the arena's first
+// byte lies, and its offset. Seek and CommitOffset start from the entry of
+// the arena holding the offset they look for and walk at most that arena's
+// record headers; a retention limit finds the first record of an arena.
+//
+// It lives in memory from the head's arena on, and in offsets.dat, which
+// opening reads instead of scanning the queue:
+//
+//	 0         8         12        16
+//	+---------+---------+---------+
+//	| magic   | version | 0       |                    header
+//	+---------+---------+---------+----------+-------+-------+
+//	| arena u64         | pos u64            | offset u64    | crc u32 | 0 u32 |  32 bytes an entry,
+//	+-------------------+--------------------+---------------+---------+-------+  from offset 16 on
+//
+// All integers are little endian; the checksum is CRC-32C over the first
+// 24 bytes of the entry. Entries are in increasing arena order. New ones
+// are appended at each flush, after the arenas are synced and before the
+// index (index.go) is; recovery adds those of the records it walks past the
+// durable tail. The file is rewritten (temporary file, rename) when most of
+// its entries are for arenas before the head. It is an accelerator, not
+// part of the queue's state: a missing, damaged or stale entry only makes
+// a walk longer, never a result different.
+//
+// These values are the format of offsets.dat: they change only with
+// offsetsVersion.
+const (
+	offsetsName       = "offsets.dat"
+	offsetsVersion    = 1
+	offsetsHeaderSize = 16
+	offsetsEntrySize  = 32
+	offsetsEntryData  = 24
+)
+
+var offsetsMagic = [8]byte{'B', 'Q', 'O', 'F', 'F', 'S', 'E', 'T'}
+
+// arenaStart is an entry: the first record starting at or after the first
+// byte of arena.
+type arenaStart struct {
+	arena int64
+	start position
+}
+
+// offsetIndex is the index of one queue. The queue's lock guards it.
+type offsetIndex struct {
+	dir   string
+	dirFd int
+	fd    int // offsets.dat, open for writing; -1 when not open
+
+	entries []arenaStart // in arena order
+	synced  int          // entries[:synced] are in the file
+	inFile  int          // entries in the file, the dead ones before the head included
+	last    int64        // highest arena with an entry, or -1
+	rewrite bool         // the file must be rewritten at the next sync
+}
+
+// loadOffsetIndex reads offsets.dat in dir, keeping the valid entries for
+// arenas from first on and for records before tail. A missing or damaged
+// file gives an index with what could be read, rewritten at the next sync.
+func loadOffsetIndex(dir string, dirFd int, first int64, tail int64) *offsetIndex {
+	x := &offsetIndex{dir: dir, dirFd: dirFd, fd: -1, last: -1}
+	b, err := os.ReadFile(filepath.Join(dir, offsetsName))
+	if err != nil || len(b) < offsetsHeaderSize ||
+		string(b[:8]) != string(offsetsMagic[:]) || binary.LittleEndian.Uint32(b[8:]) != offsetsVersion {
+		x.rewrite = true
+		return x
+	}
+	n := (len(b) - offsetsHeaderSize) / offsetsEntrySize
+	x.inFile = n
+	for i := range n {
+		e := b[offsetsHeaderSize+i*offsetsEntrySize:][:offsetsEntrySize]
+		if binary.LittleEndian.Uint32(e[offsetsEntryData:]) != crc32.Checksum(e[:offsetsEntryData], castagnoli) {
+			x.rewrite = true
+			break
+		}
+		a := arenaStart{
+			arena: int64(binary.LittleEndian.Uint64(e[0:])),
+			start: position{int64(binary.LittleEndian.Uint64(e[8:])), int64(binary.LittleEndian.Uint64(e[16:]))},
+		}
+		if l := len(x.entries); l > 0 && (a.arena <= x.entries[l-1].arena ||
+			a.start.pos < x.entries[l-1].start.pos || a.start.seq < x.entries[l-1].start.seq) {
+			x.rewrite = true // out of order: trust nothing after it
+			break
+		}
+		if a.start.pos >= tail {
+			x.rewrite = true // past what recovery kept
+			break
+		}
+		if a.arena >= first && a.start.seq >= 0 {
+			x.entries = append(x.entries, a)
+			x.last = a.arena
+		}
+	}
+	x.synced = len(x.entries)
+	return x
+}
+
+// note records that the record at start is the first to start in or
+// after arena; the writer and recovery call it for every record, and it
+// does something only when the record starts in an arena past the last
+// one noted. A record spanning arenas is noted for each of them.
+func (x *offsetIndex) note(arena int64, start position) {
+	if arena <= x.last {
+		return
+	}
+	from := arena
+	if x.last >= 0 {
+		from = x.last + 1 // arenas no record starts in point at this record too
+	}
+	for id := from; id <= arena; id++ {
+		x.entries = append(x.entries, arenaStart{id, start})
+	}
+	x.last = arena
+}
+
+// truncate forgets the entries of records at or after position pos: those
+// a failed batch wrote but never published.
+func (x *offsetIndex) truncate(pos int64) {
+	i := len(x.entries)
+	for i > 0 && x.entries[i-1].start.pos >= pos {
+		i--
+	}
+	if i < x.synced {
+		x.synced, x.rewrite = i, true
+	}
+	x.entries = x.entries[:i]
+	x.last = -1
+	if i > 0 {
+		x.last = x.entries[i-1].arena
+	}
+}
+
+// dropBefore forgets the entries of arenas before first, the head's.
+func (x *offsetIndex) dropBefore(first int64) {
+	i := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].arena >= first })
+	if i == 0 {
+		return
+	}
+	x.entries = slices.Delete(x.entries, 0, i)
+	x.synced = max(x.synced-i, 0)
+}
+
+// before returns the start of the last entry whose record's offset is at
+// most o.
+func (x *offsetIndex) before(o int64) (position, bool) {
+	i := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].start.seq > o })
+	if i == 0 {
+		return position{}, false
+	}
+	return x.entries[i-1].start, true
+}
+
+// atOrBefore returns the start of the last entry whose record starts at or
+// before position pos.
+func (x *offsetIndex) atOrBefore(pos int64) (position, bool) {
+	i := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].start.pos > pos })
+	if i == 0 {
+		return position{}, false
+	}
+	return x.entries[i-1].start, true
+}
+
+// sync appends the new entries to offsets.dat and syncs it, or rewrites
+// the file when it is damaged or mostly dead entries.
+func (x *offsetIndex) sync() error {
+	if x.rewrite || (x.inFile-x.synced > 1024 && x.inFile-x.synced > x.synced) {
+		return x.rewriteFile()
+	}
+	if x.synced == len(x.entries) {
+		return nil
+	}
+	if x.fd < 0 {
+		fd, err := openat(x.dirFd, offsetsName, unix.O_RDWR)
+		if err != nil {
+			return x.rewriteFile()
+		}
+		x.fd = fd
+	}
+	buf := encodeEntries(nil, x.entries[x.synced:])
+	if err := pwriteAll(x.fd, buf, int64(offsetsHeaderSize+x.inFile*offsetsEntrySize)); err != nil {
+		return errorf("write %s: %w", filepath.Join(x.dir, offsetsName), err)
+	}
+	if err := unix.Fsync(x.fd); err != nil {
+		return errorf("sync %s: %w", filepath.Join(x.dir, offsetsName), err)
+	}
+	x.inFile += len(x.entries) - x.synced
+	x.synced = len(x.entries)
+	return nil
+}
+
+// rewriteFile writes every entry into a new offsets.dat, durably.
+func (x *offsetIndex) rewriteFile() error {
+	if err := x.close(); err != nil {
+		return err
+	}
+	image := make([]byte, offsetsHeaderSize, offsetsHeaderSize+len(x.entries)*offsetsEntrySize)
+	copy(image, offsetsMagic[:])
+	binary.LittleEndian.PutUint32(image[8:], offsetsVersion)
+	image = encodeEntries(image, x.entries)
+	if err := writeMetaFile(x.dir, offsetsName, image); err != nil {
+		return err
+	}
+	x.synced, x.inFile, x.rewrite = len(x.entries), len(x.entries), false
+	return nil
+}
+
+// close closes the file.
+func (x *offsetIndex) close() error {
+	if x.fd < 0 {
+		return nil
+	}
+	err := unix.Close(x.fd)
+	x.fd = -1
+	if err != nil {
+		return errorf("close %s: %w", filepath.Join(x.dir, offsetsName), err)
+	}
+	return nil
+}
+
+func encodeEntries(dst []byte, entries []arenaStart) []byte {
+	for _, a := range entries {
+		var e [offsetsEntrySize]byte
+		binary.LittleEndian.PutUint64(e[0:], uint64(a.arena))
+		binary.LittleEndian.PutUint64(e[8:], uint64(a.start.pos))
+		binary.LittleEndian.PutUint64(e[16:], uint64(a.start.seq))
+		binary.LittleEndian.PutUint32(e[offsetsEntryData:], crc32.Checksum(e[:offsetsEntryData], castagnoli))
+		dst = append(dst, e[:]...)
+	}
+	return dst
+}
+
+// pwriteAll writes all of b at off.
+func pwriteAll(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
