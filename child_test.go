@@ -50,6 +50,8 @@ func TestCrashChild(t *testing.T) {
 		tryLockChild(t, dir)
 	case "fulldisk":
 		fullDiskChild(t, dir)
+	case "reader":
+		readerChild(t, dir, arg)
 	default:
 		t.Fatalf("unknown child mode %q", mode)
 	}

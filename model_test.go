@@ -26,7 +26,8 @@ func TestModel(t *testing.T) {
 // sequence number, and each consumer's next sequence number.
 type model struct {
 	msgs      [][]byte
-	consumers map[string]int // "" is the default consumer
+	consumers map[string]int // each consumer's cursor; "" is the default consumer
+	committed map[string]int // each consumer's committed offset
 }
 
 func runModel(t *testing.T, seed uint64, steps int) {
@@ -37,7 +38,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	q, err := NewMmapQueue(dir, opts...)
 	require.NoError(t, err)
 	defer func() { _ = q.Close() }()
-	m := model{consumers: map[string]int{"": 0}}
+	m := model{consumers: map[string]int{"": 0}, committed: map[string]int{"": 0}}
 	handles := map[string]*Consumer{}
 	reopened := false
 	names := []string{"a", "b/c", "ü"}
@@ -110,7 +111,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			}
 			require.NoError(t, q.EnqueueBatch(batch))
 			m.msgs = append(m.msgs, batch...)
-		case op < 75:
+		case op < 62:
 			name := pick(rng, m.consumers)
 			consume := rng.IntN(4) != 0
 			got, err := dequeue(name, consume)
@@ -123,7 +124,43 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			require.Equal(t, m.msgs[next], got, "step %d consumer %q message %d", step, name, next)
 			if consume {
 				m.consumers[name]++
+				m.committed[name] = m.consumers[name]
 			}
+		case op < 75:
+			// Reading with commits, on a named consumer.
+			name := pick(rng, m.consumers)
+			if name == "" {
+				break
+			}
+			c := handles[name]
+			oldest, next := q.Offsets()
+			require.LessOrEqual(t, int(oldest), slowest(m))
+			require.Equal(t, len(m.msgs), int(next))
+			switch k := rng.IntN(20); {
+			case k < 8:
+				got, err := c.Read()
+				if m.consumers[name] == len(m.msgs) {
+					require.ErrorIs(t, err, ErrEmptyQueue, "step %d", step)
+					break
+				}
+				require.NoError(t, err, "step %d consumer %q", step, name)
+				require.Equal(t, uint64(m.consumers[name]), got.Offset)
+				require.Equal(t, m.msgs[m.consumers[name]], got.Data, "step %d consumer %q", step, name)
+				m.consumers[name]++
+			case k < 13:
+				require.NoError(t, c.Commit())
+				m.committed[name] = m.consumers[name]
+			case k < 17:
+				o := int(oldest) + rng.IntN(int(next-oldest)+1)
+				require.NoError(t, c.Seek(uint64(o)), "step %d", step)
+				m.consumers[name] = o
+			default:
+				o := int(oldest) + rng.IntN(int(next-oldest)+1)
+				require.NoError(t, c.CommitOffset(uint64(o)), "step %d", step)
+				m.committed[name] = o
+			}
+			require.Equal(t, uint64(m.consumers[name]), c.Cursor())
+			require.Equal(t, uint64(m.committed[name]), c.Committed())
 		case op < 80:
 			name := names[rng.IntN(len(names))]
 			c, err := q.NewConsumer(name)
@@ -132,8 +169,9 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			if _, ok := m.consumers[name]; !ok {
 				// A new consumer starts at the oldest message kept.
 				head := int(q.head.seq)
-				require.LessOrEqual(t, head, slowest(m.consumers))
+				require.LessOrEqual(t, head, slowest(m))
 				m.consumers[name] = head
+				m.committed[name] = head
 			}
 		case op < 83:
 			from := pick(rng, m.consumers)
@@ -145,6 +183,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			require.NoError(t, err)
 			handles[name] = c
 			m.consumers[name] = m.consumers[from]
+			m.committed[name] = m.committed[from]
 		case op < 86:
 			name := names[rng.IntN(len(names))]
 			err := q.DeleteConsumer(name)
@@ -156,6 +195,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			_, err = handles[name].Dequeue()
 			require.ErrorIs(t, err, ErrUnknownConsumer)
 			delete(m.consumers, name)
+			delete(m.committed, name)
 			delete(handles, name)
 		case op < 95:
 			require.NoError(t, q.Flush())
@@ -181,6 +221,10 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			reopened = true
 		}
 		if op >= 95 {
+			// A reopened queue puts every cursor at its committed offset.
+			for name := range m.consumers {
+				m.consumers[name] = m.committed[name]
+			}
 			for name := range handles {
 				handles[name], err = q.NewConsumer(name)
 				require.NoError(t, err)
@@ -192,7 +236,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		}
 		checkLens()
 		// The head never passes a consumer, and arenas before it are gone.
-		require.LessOrEqual(t, int(q.head.seq), slowest(m.consumers))
+		require.LessOrEqual(t, int(q.head.seq), slowest(m))
 		first, _ := q.s.arenaOf(q.head.pos)
 		for _, id := range q.s.am.ids() {
 			require.GreaterOrEqual(t, id, first)
@@ -220,11 +264,15 @@ func pick(rng *rand.Rand, consumers map[string]int) string {
 	return names[rng.IntN(len(names))]
 }
 
-func slowest(consumers map[string]int) int {
+// slowest returns the lowest offset a consumer needs: a cursor or a
+// committed offset.
+func slowest(m model) int {
 	low := -1
-	for _, next := range consumers {
-		if low < 0 || next < low {
-			low = next
+	for _, byName := range []map[string]int{m.consumers, m.committed} {
+		for _, next := range byName {
+			if low < 0 || next < low {
+				low = next
+			}
 		}
 	}
 	return low
