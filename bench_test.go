@@ -3,6 +3,7 @@ package bigqueue
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -431,5 +432,55 @@ func BenchmarkNewMmapQueueBacklog(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+	}
+}
+
+// BenchmarkSeek seeks a consumer to a random offset and reads the message
+// there, in queues of 20 and 2,000 arenas of 4 KiB (128-byte messages),
+// capped to 3 mapped arenas or not, after a reopen, so the offset index
+// comes from offsets.dat: the cost should not grow with the queue.
+func BenchmarkSeek(b *testing.B) {
+	for _, bc := range []struct {
+		arenas, maxMem int
+		name           string
+	}{{20, 3, "12KB"}, {2000, 3, "12KB"}, {20, 0, "NoLimit"}, {2000, 0, "NoLimit"}} {
+		arenas := bc.arenas
+		b.Run(fmt.Sprintf("Arenas-%d/MaxMem-%s", arenas, bc.name), func(b *testing.B) {
+			dir := b.TempDir()
+			opts := []Option{SetArenaSize(4096), SetMaxInMemArenas(bc.maxMem), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+			q, err := NewMmapQueue(dir, opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := bytes.Repeat([]byte("s"), 128)
+			for q.tail.pos < int64(arenas)*4096 {
+				if err := q.Enqueue(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := q.Close(); err != nil {
+				b.Fatal(err)
+			}
+			if q, err = NewMmapQueue(dir, opts...); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = q.Close() }()
+			c, err := q.NewConsumer("seeker")
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, next := q.Offsets()
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if err := c.Seek(rng.Uint64N(next)); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Read(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -85,7 +85,7 @@ func (c *Consumer) CommitOffset(next uint64) error {
 	if err := c.q.usable(c.st); err != nil {
 		return err
 	}
-	p, err := c.q.positionOf(next)
+	p, err := c.q.positionOf(next, &c.st.win)
 	if err != nil {
 		return errorf("consumer %q: commit: %w", c.st.name, err)
 	}
@@ -102,7 +102,7 @@ func (c *Consumer) Seek(offset uint64) error {
 	if err := c.q.usable(c.st); err != nil {
 		return err
 	}
-	p, err := c.q.positionOf(offset)
+	p, err := c.q.positionOf(offset, &c.st.win)
 	if err != nil {
 		return errorf("consumer %q: seek: %w", c.st.name, err)
 	}
@@ -154,8 +154,10 @@ func (q *MmapQueue) readNextLocked(st *consumerState) (Message, error) {
 // entry for o's arena, the head, a consumer's cursor or committed offset)
 // and walks record headers from there: at most one arena's worth, or more
 // where the index has no entry (a queue written before it existed). A
-// header on the way that cannot be trusted is ErrCorrupt.
-func (q *MmapQueue) positionOf(o uint64) (p position, err error) {
+// header on the way that cannot be trusted is ErrCorrupt. Unmapped arenas
+// are read through w, the consumer's window, which the Read that usually
+// follows then finds filled.
+func (q *MmapQueue) positionOf(o uint64, w *window) (position, error) {
 	if o < uint64(q.head.seq) || o > uint64(q.tail.seq) {
 		return position{}, errorf("offset %d outside [%d, %d]: %w", o, q.head.seq, q.tail.seq, ErrOffsetOutOfRange)
 	}
@@ -174,10 +176,8 @@ func (q *MmapQueue) positionOf(o uint64) (p position, err error) {
 			}
 		}
 	}
-	var w window
-	defer func() { err = joinErrors(err, w.close()) }()
 	for from.seq < target {
-		start, h, err := q.s.header(&w, from.pos, q.tail.pos)
+		start, h, err := q.s.header(w, from.pos, q.tail.pos)
 		if err != nil {
 			return position{}, errorf("offset %d: %w", from.seq, err)
 		}

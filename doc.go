@@ -19,11 +19,37 @@ queue reads through a default consumer (Dequeue, Peek, Len, IsEmpty on the
 queue); NewConsumer("name") gives another reader with its own position, which
 starts at the oldest message kept and is found again by name after a restart.
 
+# Reading with commits
+
+Every message has an offset: 0 for the first message ever enqueued, one more
+for each after it, never reused. A named consumer has a cursor, where Read
+reads next, and a committed offset, where a reopened queue puts the cursor
+back. Read moves only the cursor; Commit makes the cursor the committed
+offset. So the safe way to consume is read, process, commit:
+
+	for m, err := range c.Messages(ctx) { // Read, waiting for new messages
+		if err != nil { ... }
+		process(m.Offset, m.Data)
+		if err := c.Commit(); err != nil { ... }
+	}
+
+A crash between Read and Commit delivers the message again (at least once).
+Dequeue is Read and Commit in one step: the reference's behaviour. Seek
+moves the cursor anywhere from the oldest message kept to the next offset
+(Offsets), to replay or to skip; CommitOffset commits any offset of that
+range. Both cost at most a walk over one arena's record headers: the offset
+index (offsetindex.go, offsets.dat) knows where each arena's first message
+starts. A damaged record makes Read return ErrCorrupt naming its offset,
+without moving the cursor; Seek(offset+1) moves past it when its length can
+still be trusted, and Seek to the first offset of any later arena always
+works. The queue keeps every message at or after any consumer's cursor or
+committed offset, and SetRetention keeps consumed ones for replay.
+
 # Durability
 
 What survives a crash, as a contract:
 
- 1. When Enqueue, EnqueueBatch or a Dequeue returns, its effect survives a
+ 1. When Enqueue, EnqueueBatch, a Dequeue or a Commit returns, its effect survives a
     crash of the process (kill -9): the data is in memory shared with the
     kernel's page cache.
  2. When Flush returns, every effect before it survives a crash of the
@@ -96,7 +122,8 @@ A queue directory holds:
 
 	LOCK                   advisory lock of the open queue
 	index.dat              arena size, head and tail (index.go)
-	consumer-default.dat   the default consumer's position (consumer.go)
+	offsets.dat            where each arena's first message starts (offsetindex.go)
+	consumer-default.dat   the default consumer's committed offset (consumer.go)
 	consumer-<hash>.dat    one per named consumer
 	arena-<id>.dat         the records (record.go), arenaSize bytes each
 */

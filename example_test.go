@@ -221,3 +221,92 @@ func ExampleMmapQueue_Flush() {
 	// Output:
 	// flushed 1
 }
+
+// Read, process, then commit: the safe way to consume. A crash between
+// Read and Commit delivers the message again after a restart instead of
+// losing it; Seek replays.
+func ExampleConsumer_Read() {
+	dir, err := os.MkdirTemp("", "bigqueue-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+
+	q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(1<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range []string{"a", "b", "c"} {
+		if err := q.EnqueueString(s); err != nil {
+			log.Fatal(err)
+		}
+	}
+	worker, err := q.NewConsumer("worker")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		m, err := worker.Read()
+		if errors.Is(err, bigqueue.ErrEmptyQueue) {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("processing offset %d: %s\n", m.Offset, m.Data)
+		if m.Offset == 1 {
+			break // as if the process died here, before committing "b"
+		}
+		if err := worker.Commit(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	// After a restart, the consumer resumes at its committed offset.
+	q, err = bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(1<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	worker, err = q.NewConsumer("worker")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for m, err := range worker.Messages(ctx) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("processing offset %d: %s\n", m.Offset, m.Data)
+		if err := worker.Commit(); err != nil {
+			log.Fatal(err)
+		}
+		if worker.Len() == 0 {
+			break
+		}
+	}
+	// Replay from the first message kept.
+	oldest, next := q.Offsets()
+	fmt.Println("offsets", oldest, next)
+	if err := worker.Seek(oldest); err != nil {
+		log.Fatal(err)
+	}
+	m, err := worker.Read()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("replayed offset %d: %s\n", m.Offset, m.Data)
+	if err := q.Close(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// processing offset 0: a
+	// processing offset 1: b
+	// processing offset 1: b
+	// processing offset 2: c
+	// offsets 0 3
+	// replayed offset 0: a
+}
