@@ -56,6 +56,9 @@ func (q *MmapQueue) flushLocked() error {
 	if err := q.reclaim(q.tail, false); err != nil {
 		return errorf("flush: %w", err)
 	}
+	if err := q.s.idx.compact(); err != nil {
+		return errorf("flush: %w", err)
+	}
 	if err := am.waitReaped(); err != nil {
 		return errorf("flush: %w", err)
 	}

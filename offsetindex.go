@@ -176,9 +176,9 @@ func (x *offsetIndex) atOrBefore(pos int64) (position, bool) {
 }
 
 // sync appends the new entries to offsets.dat and syncs it, or rewrites
-// the file when it is damaged or mostly dead entries.
+// the file when it is damaged.
 func (x *offsetIndex) sync() error {
-	if x.rewrite || (x.inFile-x.synced > 1024 && x.inFile-x.synced > x.synced) {
+	if x.rewrite {
 		return x.rewriteFile()
 	}
 	if x.synced == len(x.entries) {
@@ -202,6 +202,19 @@ func (x *offsetIndex) sync() error {
 	x.synced = len(x.entries)
 	return nil
 }
+
+// compact rewrites offsets.dat when most of its entries are for arenas
+// before the head, and more than compactMin of them.
+func (x *offsetIndex) compact() error {
+	if dead := x.inFile - x.synced; dead > compactMin && dead > x.synced {
+		return x.rewriteFile()
+	}
+	return nil
+}
+
+// compactMin is how many dead entries (32 KiB) offsets.dat may hold before
+// it is rewritten.
+const compactMin = 1024
 
 // rewriteFile writes every entry into a new offsets.dat, durably.
 func (x *offsetIndex) rewriteFile() error {
