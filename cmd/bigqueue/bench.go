@@ -66,21 +66,26 @@ type phaseResult struct {
 
 // runBench implements "bigqueue bench".
 func runBench(e *env, args []string) error {
-	f := newFlags("bench", "[-dir DIR] [-n N] [-size BYTES] [-arena-size BYTES] [-quiet]", benchAbout)
+	f := newFlags("bench", "[-dir DIR] [-n N] [-size BYTES] [-arena-size SIZE] [-quiet]", benchAbout)
 	var cfg benchConfig
 	f.StringVar(&cfg.dir, "dir", "", "queue `DIR` to use and keep (default: a temporary one, removed afterwards)")
 	f.IntVar(&cfg.n, "n", defaultBenchN, "`N` messages to enqueue, then dequeue")
 	f.IntVar(&cfg.size, "size", 128, "message size in `BYTES` (at least 8, for the sequence number)")
-	f.IntVar(&cfg.arenaSize, "arena-size", benchArena, "arena size in `BYTES` of a new queue (64 MiB)")
+	arenaSize := sizeFlag(benchArena)
+	f.Var(&arenaSize, "arena-size", "arena `SIZE` of a new queue: bytes, or a number with K, M or G, powers of 1024 (64K = 64KiB = 64KB = 65536)")
 	f.BoolVar(&cfg.quiet, "quiet", false, "do not show the progress bar")
 	if _, err := f.parse(args); err != nil {
 		return err
 	}
+	cfg.arenaSize = int(arenaSize)
 	switch {
 	case cfg.n < 1:
 		return f.usageErr(errorf("-n %d: must be at least 1", cfg.n))
 	case cfg.size < seqBytes:
 		return f.usageErr(errorf("-size %d: must be at least %d", cfg.size, seqBytes))
+	}
+	if err := checkArenaSize(cfg.arenaSize); err != nil {
+		return f.usageErr(err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

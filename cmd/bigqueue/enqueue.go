@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -10,38 +9,58 @@ import (
 )
 
 const enqueueAbout = `
-Reads stdin and enqueues each line as one message, without its trailing
-newline ("\n"; a "\r" before it is kept, as are all other bytes). An empty
-line is an empty message; a last line without a newline is a message too.
-Lines may be of any length.
+Reads stdin and enqueues each message in it, framed as -format says:
+
+  lines  one message per line, without its trailing "\n" (the default); a
+         "\r" before it is kept, as are all other bytes; an empty line is
+         an empty message, and a last line without a newline is a message
+  nul    messages each ended by a NUL byte (as find -print0 writes them);
+         a last message without its NUL is a message too
+  len    each message as its length in bytes in decimal, "\n", the
+         message's bytes, "\n": any bytes at all, as 'bigqueue dequeue
+         -format len' writes them
+
+Messages may be of any length.
 
 When DIR holds no queue, enqueue creates DIR (and its parents) and a new
 queue with arenas of -arena-size bytes. An existing queue is opened at the
-arena size it was created with, whatever -arena-size says.
+arena size it was created with, whatever -arena-size says. Sizes take a
+unit: 65536, 64K, 64KiB, 1M, 1G; K, KB and KiB all mean 1024 bytes, M and G
+likewise powers of 1024. Every flag is checked before DIR is created: a
+usage error (exit status 2) leaves nothing behind.
 
 The queue is flushed before enqueue exits, so the messages survive a crash
 of the machine. Nothing is printed on success unless -v is given. If a
-message fails, the lines before it stay enqueued and the error names the
-line.
+message fails, or the input is not well framed, the messages before it stay
+enqueued and the error names the message (exit status 1).
 `
 
 // runEnqueue implements "bigqueue enqueue".
 func runEnqueue(e *env, args []string) error {
-	f := newFlags("enqueue", "[-arena-size BYTES] [-v] DIR", enqueueAbout)
-	arenaSize := f.Int("arena-size", bigqueue.DefaultArenaSize,
-		"arena size in `BYTES` of a new queue: 128 MiB by default, as in the library; an existing queue keeps its own")
+	f := newFlags("enqueue", "[-arena-size SIZE] [-format lines|nul|len] [-v] DIR", enqueueAbout)
+	arenaSize := sizeFlag(bigqueue.DefaultArenaSize)
+	f.Var(&arenaSize, "arena-size",
+		"arena `SIZE` of a new queue (an existing one keeps its own): bytes, or a number with K, M or G, powers of 1024 (64K = 64KiB = 64KB = 65536); the default is the library's")
+	var format framing
+	f.Var(&format, "format", "`FORMAT` of the messages on stdin: lines (the default), nul or len")
 	verbose := f.Bool("v", false, "print the number of messages enqueued on stderr")
 	pos, err := f.parse(args, "DIR")
 	if err != nil {
 		return err
 	}
+	if err := checkArenaSize(int(arenaSize)); err != nil {
+		return f.usageErr(err)
+	}
 	dir := pos[0]
+	if dir == "" {
+		return f.usageErr(errors.New("DIR is an empty string"))
+	}
 
-	q, err := openQueue(dir, true, *arenaSize)
+	q, err := openQueue(dir, true, int(arenaSize))
 	if err != nil {
 		return err
 	}
-	n, err := enqueueLines(q, e.stdin)
+	n, err := enqueueFrames(q, e.stdin, format)
 	if cerr := closeQueue(q); err == nil {
 		err = cerr
 	}
@@ -54,45 +73,40 @@ func runEnqueue(e *env, args []string) error {
 	return nil
 }
 
-// enqueuer is where enqueueLines puts messages: a *bigqueue.MmapQueue.
+// enqueuer is where enqueueFrames puts messages: a *bigqueue.MmapQueue.
 type enqueuer interface {
 	Enqueue(message []byte) error
 }
 
-// enqueueLines enqueues every line of r into q and returns how many it
-// enqueued. Unlike bufio.Scanner it has no limit on the length of a line:
-// a line longer than the reader's buffer is gathered in line.
-func enqueueLines(q enqueuer, r io.Reader) (int, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var line []byte // a long line being put together; nil otherwise
+// enqueueFrames enqueues every message of r, framed as f says, into q and
+// returns how many it enqueued. An error names the message ("line 3",
+// "message 3") and says how many before it were enqueued.
+func enqueueFrames(q enqueuer, r io.Reader, f framing) (int, error) {
+	fr := newFrameReader(r, f)
 	n := 0
 	for {
-		chunk, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			line = append(line, chunk...)
-			continue
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return n, errorf("read stdin: %w", err)
-		}
-		msg := chunk
-		if line != nil {
-			msg = append(line, chunk...)
-		}
-		eof := err != nil
-		if eof && len(msg) == 0 {
-			return n, nil // input ended with a newline, or was empty
-		}
-		if len(msg) > 0 && msg[len(msg)-1] == '\n' {
-			msg = msg[:len(msg)-1]
-		}
-		if err := q.Enqueue(msg); err != nil {
-			return n, errorf("line %d: %w", n+1, err)
-		}
-		n++
-		line = nil // a long line's buffer is not kept for the next one
-		if eof {
+		msg, err := fr.next()
+		if errors.Is(err, io.EOF) {
 			return n, nil
 		}
+		if err == nil {
+			err = q.Enqueue(msg)
+		}
+		if err != nil {
+			return n, errorf("%s %d: %w (%s)", f.unit(), n+1, err, enqueuedBefore(n))
+		}
+		n++
 	}
+}
+
+// enqueuedBefore says what is left of an input that failed after n
+// messages.
+func enqueuedBefore(n int) string {
+	switch n {
+	case 0:
+		return "nothing was enqueued"
+	case 1:
+		return "the message before it is enqueued"
+	}
+	return fmt.Sprintf("the %d messages before it are enqueued", n)
 }

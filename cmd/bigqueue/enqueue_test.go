@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,9 +53,32 @@ func TestEnqueueEmptyInput(t *testing.T) {
 	assert.Equal(t, 0, statJSONOf(t, dir).Messages, "the queue exists and is empty")
 }
 
-func TestEnqueueTooSmallArena(t *testing.T) {
-	r := runTool(t, "x\n", "enqueue", "-arena-size", "100", filepath.Join(t.TempDir(), "q"))
-	assertOneLineError(t, r, exitFail, "arena size too small")
+func TestEnqueueHumanArenaSize(t *testing.T) {
+	for _, size := range []string{"16384", "16K", "16k", "16KiB", "16KB", "16kib"} {
+		dir := filepath.Join(t.TempDir(), "q")
+		mustRun(t, "x\n", "enqueue", "-arena-size", size, dir)
+		assert.Equal(t, smallArena, statJSONOf(t, dir).ArenaSize, size)
+	}
+}
+
+func TestEnqueueFailedOpenLeavesNoDirectory(t *testing.T) {
+	// A directory that cannot hold a queue: its parent is a file.
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	r := runTool(t, "x\n", "enqueue", filepath.Join(file, "q"))
+	assertOneLineError(t, r, exitFail, "not a directory")
+
+	_, err := os.Stat(filepath.Join(file, "q"))
+	assert.Error(t, err)
+}
+
+func TestOutermostMissing(t *testing.T) {
+	parent := t.TempDir()
+	assert.Equal(t, "", outermostMissing(parent))
+	assert.Equal(t, filepath.Join(parent, "a"), outermostMissing(filepath.Join(parent, "a")))
+	assert.Equal(t, filepath.Join(parent, "a"), outermostMissing(filepath.Join(parent, "a", "b", "c")+"/"))
+	require.NoError(t, os.Mkdir(filepath.Join(parent, "a"), 0o755))
+	assert.Equal(t, filepath.Join(parent, "a", "b"), outermostMissing(filepath.Join(parent, "a", "b", "c")))
 }
 
 // recorder is an enqueuer that keeps what it is given, and fails on the
@@ -92,7 +116,7 @@ func TestEnqueueLines(t *testing.T) {
 		for _, slow := range []bool{false, true} {
 			r := iotestReader(tt.in, slow)
 			var rec recorder
-			n, err := enqueueLines(&rec, r)
+			n, err := enqueueFrames(&rec, r, frameLines)
 			require.NoError(t, err)
 			assert.Equal(t, len(tt.want), n)
 			assert.Equal(t, tt.want, rec.got, "input of %d bytes, slow=%v", len(tt.in), slow)
@@ -102,14 +126,18 @@ func TestEnqueueLines(t *testing.T) {
 
 func TestEnqueueLinesStopsAtFailure(t *testing.T) {
 	rec := &recorder{failAt: 3}
-	n, err := enqueueLines(rec, strings.NewReader("a\nb\nc\nd\n"))
-	assert.ErrorContains(t, err, "line 3: disk on fire")
+	n, err := enqueueFrames(rec, strings.NewReader("a\nb\nc\nd\n"), frameLines)
+	assert.ErrorContains(t, err, "line 3: disk on fire (the 2 messages before it are enqueued)")
 	assert.Equal(t, 2, n)
 	assert.Equal(t, []string{"a", "b"}, rec.got)
 
 	rec = &recorder{}
-	_, err = enqueueLines(rec, iotest.TimeoutReader(strings.NewReader("a\nb")))
+	_, err = enqueueFrames(rec, iotest.TimeoutReader(strings.NewReader("a\nb")), frameLines)
 	assert.ErrorContains(t, err, "read stdin")
+
+	rec = &recorder{failAt: 1}
+	_, err = enqueueFrames(rec, strings.NewReader("1\na\n"), frameLen)
+	assert.ErrorContains(t, err, "message 1: disk on fire (nothing was enqueued)")
 }
 
 // iotestReader returns a reader of s, one byte per Read if slow.

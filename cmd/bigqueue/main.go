@@ -1,10 +1,13 @@
 // Command bigqueue inspects and drives a bigqueue directory from the shell:
-// it enqueues lines from stdin, dequeues messages to stdout, prints a
-// queue's state, verifies every record on disk, and benchmarks the library.
+// it enqueues messages from stdin, dequeues messages to stdout (consuming
+// each only once it is written), lists and deletes named consumers, prints
+// a queue's state, verifies every record on disk, and benchmarks the
+// library.
 //
 // Run "bigqueue -h" for the list of subcommands and "bigqueue CMD -h" for
-// the flags of one. Exit status: 0 on success, 1 when the command failed
-// (including a damaged queue found by check), 2 for a usage error.
+// the flags of one. Exit status: 0 on success (also for a dequeue ended by
+// SIGINT or SIGTERM), 1 when the command failed (including a damaged queue
+// found by check), 2 for a usage error.
 package main
 
 import (
@@ -42,8 +45,9 @@ type command struct {
 
 // commands lists the subcommands in the order the usage text shows them.
 var commands = []command{
-	{"enqueue", "append one message per line of stdin", runEnqueue},
-	{"dequeue", "write messages to stdout, one per line", runDequeue},
+	{"enqueue", "append the messages of stdin, one per line (or -format nul, len)", runEnqueue},
+	{"dequeue", "write messages to stdout, then consume them; -follow waits for more", runDequeue},
+	{"consumers", "list the named consumers with their offsets, or delete one", runConsumers},
 	{"stat", "show arenas, disk use, head, tail and consumers", runStat},
 	{"check", "verify every record kept in the queue", runCheck},
 	{"bench", "measure enqueue and dequeue on a temporary queue", runBench},
@@ -125,7 +129,7 @@ It opens an existing queue at the arena size the queue was created with.
 commands:
 `)
 	for _, c := range commands {
-		_, _ = fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		_, _ = fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	_, _ = fmt.Fprint(w, `
 Run 'bigqueue COMMAND -h' for the flags of a command.

@@ -94,13 +94,17 @@ func TestCommandHelp(t *testing.T) {
 		}
 	}
 	// Each flag a command takes is documented in its help.
-	r := mustRun(t, "", "dequeue", "-h")
-	for _, flag := range []string{"-consumer", "-n", "-peek"} {
-		assert.Contains(t, r.stdout, flag)
+	for cmd, flags := range map[string][]string{
+		"dequeue":   {"-consumer", "-n", "-peek", "-follow", "-format", "-v"},
+		"enqueue":   {"-arena-size SIZE", "-format", "-v", "(default 128MiB)", "K, KB and KiB all mean 1024"},
+		"consumers": {"-json", "-delete"},
+		"bench":     {"-arena-size SIZE", "powers of 1024"},
+	} {
+		r := mustRun(t, "", cmd, "-h")
+		for _, flag := range flags {
+			assert.Contains(t, r.stdout, flag, cmd)
+		}
 	}
-	r = mustRun(t, "", "enqueue", "-h")
-	assert.Contains(t, r.stdout, "-arena-size")
-	assert.Contains(t, r.stdout, "128 MiB")
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -122,6 +126,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"dequeue", "-peek", "-n", "2", "d"}, "-peek shows only the head message"},
 		{[]string{"bench", "-size", "7"}, "-size 7"},
 		{[]string{"bench", "-n", "0"}, "-n 0"},
+		{[]string{"bench", "-arena-size", "1.5M"}, `invalid value "1.5M" for flag -arena-size`},
+		{[]string{"bench", "-arena-size", "1K"}, "-arena-size 1KiB: too small"},
+		{[]string{"dequeue", "-format", "json", "d"}, `invalid value "json" for flag -format: want lines, nul or len`},
+		{[]string{"dequeue", "-follow", "d"}, "-follow needs -consumer NAME"},
+		{[]string{"dequeue", "-follow", "-peek", "-consumer", "c", "d"}, "does not go with -follow"},
+		{[]string{"consumers"}, "missing DIR"},
+		{[]string{"consumers", "-delete"}, "flag needs an argument: -delete"},
 	}
 	for _, tt := range tests {
 		r := runTool(t, "", tt.args...)
@@ -149,4 +160,39 @@ func TestFlagsAfterDir(t *testing.T) {
 	// After "--" everything is positional.
 	r = runTool(t, "", "dequeue", "--", dir, "-n")
 	assertOneLineError(t, r, exitUsage, `unexpected argument "-n"`)
+}
+
+func TestEnqueueUsageErrorsCreateNothing(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "a", "q")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-arena-size", "x"}, `invalid value "x" for flag -arena-size: want a whole number of bytes`},
+		{[]string{"-arena-size", "-5"}, `invalid value "-5" for flag -arena-size`},
+		{[]string{"-arena-size", "64Q"}, `invalid value "64Q" for flag -arena-size`},
+		{[]string{"-arena-size", "99999999999G"}, "too large"},
+		{[]string{"-arena-size", "100"}, "-arena-size 100: too small, the minimum is the page size"},
+		{[]string{"-arena-size", "0"}, "-arena-size 0: too small"},
+		{[]string{"-arena-size", "2048G"}, "-arena-size 2048GiB: too large, the maximum is 1 TiB"},
+		{[]string{"-format", "csv"}, `invalid value "csv" for flag -format`},
+		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"-v=maybe"}, `invalid boolean value "maybe" for -v`},
+	}
+	for _, tt := range tests {
+		// The bad flag before DIR, and after it.
+		for _, args := range [][]string{append(tt.args, dir), append([]string{dir}, tt.args...)} {
+			r := runTool(t, "m\n", append([]string{"enqueue"}, args...)...)
+			assertOneLineError(t, r, exitUsage, tt.want)
+		}
+	}
+	r := runTool(t, "m\n", "enqueue", dir, "extra")
+	assertOneLineError(t, r, exitUsage, `unexpected argument "extra"`)
+	r = runTool(t, "m\n", "enqueue", "")
+	assertOneLineError(t, r, exitUsage, "DIR is an empty string")
+
+	left, err := os.ReadDir(parent)
+	require.NoError(t, err)
+	assert.Empty(t, left, "a usage error creates no directory")
 }

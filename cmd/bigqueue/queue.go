@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/seed-ff72c416/bigqueue"
 )
@@ -18,9 +19,11 @@ func openQueue(dir string, create bool, newArenaSize int, opts ...bigqueue.Optio
 		return nil, errors.New("the queue directory is an empty string")
 	}
 	size, err := bigqueue.ReadArenaSize(dir)
+	made := "" // the outermost directory made here, removed again if the queue fails to open
 	switch {
 	case err == nil:
 	case errors.Is(err, fs.ErrNotExist) && create:
+		made = outermostMissing(dir)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, errorf("create queue directory: %w", err)
 		}
@@ -33,9 +36,30 @@ func openQueue(dir string, create bool, newArenaSize int, opts ...bigqueue.Optio
 	all := append([]bigqueue.Option{bigqueue.SetArenaSize(size)}, opts...)
 	q, err := bigqueue.NewMmapQueue(dir, all...)
 	if err != nil {
-		return nil, describeOpenError(dir, err)
+		err = describeOpenError(dir, err)
+		if made != "" {
+			if rerr := os.RemoveAll(made); rerr != nil {
+				err = errors.Join(err, errorf("remove the directory made for it: %w", rerr))
+			}
+		}
+		return nil, err
 	}
 	return q, nil
+}
+
+// outermostMissing returns the outermost of dir and its parents that does
+// not exist, which MkdirAll(dir) would make, or "" when dir exists.
+func outermostMissing(dir string) string {
+	missing := ""
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			return missing
+		}
+		missing = p
+		if filepath.Dir(p) == p {
+			return missing
+		}
+	}
 }
 
 // describeOpenError explains why the queue in dir could not be opened.
