@@ -484,3 +484,41 @@ func BenchmarkSeek(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpen opens (and closes) a queue of 20 or 2,000 arenas of 4 KiB
+// whose consumers are at the head: the cost of reading offsets.dat, which
+// opening reads instead of scanning the records.
+func BenchmarkOpen(b *testing.B) {
+	for _, arenas := range []int{20, 2000} {
+		b.Run(fmt.Sprintf("Arenas-%d", arenas), func(b *testing.B) {
+			dir := b.TempDir()
+			opts := []Option{SetArenaSize(4096), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+			q, err := NewMmapQueue(dir, opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := bytes.Repeat([]byte("o"), 128)
+			for q.tail.pos < int64(arenas)*4096 {
+				if err := q.Enqueue(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := q.Close(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				q, err := NewMmapQueue(dir, opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := q.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
