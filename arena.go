@@ -197,6 +197,9 @@ func syncFile(dirFd int, name string) error {
 	return err
 }
 
+// syncDirFunc is syncDir; a variable so that tests can count the syncs.
+var syncDirFunc = syncDir
+
 // syncDir makes the directory's entries (created, renamed and removed
 // files) durable.
 func syncDir(dir string) error {

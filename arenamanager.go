@@ -48,8 +48,10 @@ type arenaManager struct {
 	// writable is the highest id whose file the writer has created and
 	// allocated in this session; arenas above it need createArenaFile.
 	writable int64
-	// created is set when a file was created since the last directory sync.
-	created bool
+	// dirDirty is set when an arena file was created or renamed since the
+	// last directory sync: the next flush syncs the directory before the
+	// index that depends on the new names.
+	dirDirty bool
 
 	// reap holds retired arenas that are to be unmapped and deleted off
 	// the caller's path (see retire), until startReap hands them to a
@@ -181,7 +183,7 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 	}
 	if !m.exists(id) {
 		m.onDisk[id] = struct{}{}
-		m.created = true
+		m.dirDirty = true
 	}
 	m.top = max(m.top, id)
 	m.writable = id
@@ -282,15 +284,15 @@ func (m *arenaManager) sync(id int64) error {
 	return nil
 }
 
-// syncDir makes created arena files durable in the directory.
+// syncDir makes created and renamed arena files durable in the directory.
 func (m *arenaManager) syncDir() error {
-	if !m.created {
+	if !m.dirDirty {
 		return nil
 	}
-	if err := syncDir(m.dir); err != nil {
+	if err := syncDirFunc(m.dir); err != nil {
 		return err
 	}
-	m.created = false
+	m.dirDirty = false
 	return nil
 }
 
@@ -323,6 +325,7 @@ func (m *arenaManager) retire(id, tailArena int64, keep, later bool) error {
 	if err := unix.Renameat(m.dirFd, arenaName(id), m.dirFd, arenaName(next)); err != nil {
 		return errorf("reuse arena %s as %s: %w", m.path(id), arenaName(next), err)
 	}
+	m.dirDirty = true // the new name must be durable before the index that relies on it
 	delete(m.onDisk, id)
 	m.onDisk[next] = struct{}{}
 	m.top = next

@@ -36,6 +36,7 @@ type MmapQueue struct {
 	def        *consumerState
 	consumers  map[string]*consumerState
 	waiters    chan struct{} // closed to wake DequeueWait; nil while none waits
+	waiting    int           // DequeueWait and ReadWait calls blocked on waiters
 	mutOps     int64         // enqueues and dequeues since the last flush
 	// asyncErr is the first error of work done off a caller's path (the
 	// periodic flush, reclaiming after a Dequeue) not yet reported; the
@@ -249,10 +250,7 @@ func (q *MmapQueue) advanceTail(t position, ops int64) {
 	q.tail = t
 	q.s.clearHeaderAt(t.pos)
 	q.idx.setLive(t.pos, t.seq)
-	if q.waiters != nil {
-		close(q.waiters)
-		q.waiters = nil
-	}
+	q.wakeWaiters()
 	q.mutated(ops)
 }
 
@@ -267,10 +265,7 @@ func (q *MmapQueue) Close() error {
 		return ErrClosed
 	}
 	q.closed = true
-	if q.waiters != nil {
-		close(q.waiters)
-		q.waiters = nil
-	}
+	q.wakeWaiters()
 	q.mu.Unlock()
 
 	// The flusher takes mu, so it is stopped without holding it.

@@ -273,6 +273,7 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 	}
 	delete(q.consumers, name)
 	st.deleted = true
+	q.wakeWaiters() // a waiter on this consumer returns ErrUnknownConsumer
 	err := joinErrors(st.mf.close(), st.win.close())
 	if rerr := os.Remove(st.mf.path); rerr != nil && err == nil {
 		err = rerr

@@ -53,6 +53,6 @@ func (m *arenaManager) settle() {
 	if err := <-c.done; err == nil {
 		m.onDisk[c.id] = struct{}{}
 		m.top = max(m.top, c.id)
-		m.created = true
+		m.dirDirty = true
 	}
 }

@@ -2,6 +2,7 @@ package bigqueue
 
 import (
 	"encoding/binary"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,4 +52,22 @@ func TestMetaVersionBeforeChecksum(t *testing.T) {
 	_, err = NewMmapQueue(dir, SetArenaSize(testArenaSize))
 	require.ErrorIs(t, err, ErrIncompatibleVersion)
 	require.NotErrorIs(t, err, ErrCorrupt)
+}
+
+// TestRefusedOptionLeavesDirectory: a refused option (an arena size above
+// 1 TiB, math.MaxInt64 included) creates nothing, and the directory then
+// opens as a new queue.
+func TestRefusedOptionLeavesDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{1<<40 + 1, 1 << 41, math.MaxInt64} {
+		_, err := NewMmapQueue(dir, SetArenaSize(size))
+		require.ErrorIs(t, err, ErrTooLargeArenaSize, "size %d", size)
+	}
+	_, err := NewMmapQueue(dir, SetArenaSize(testArenaSize), SetRetention(-5))
+	require.ErrorIs(t, err, ErrInvalidRetention)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "a refused option wrote files")
+	q := smallQueue(t, dir)
+	require.NoError(t, q.EnqueueString("usable"))
 }

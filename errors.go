@@ -32,6 +32,10 @@ var (
 	// the operating system's page size.
 	ErrTooSmallArenaSize = newSentinel("too small arena size")
 
+	// ErrTooLargeArenaSize is returned by SetArenaSize for a size above
+	// 1 TiB.
+	ErrTooLargeArenaSize = newSentinel("too large arena size")
+
 	// ErrTooFewInMemArenas is returned by SetMaxInMemArenas for 1 or 2: a
 	// queue needs room for the head, the tail and one arena in between.
 	ErrTooFewInMemArenas = newSentinel("too few in memory arenas")

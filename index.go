@@ -57,7 +57,7 @@ func openIndex(dir string) (*metaFile, int, error) {
 // indexArenaSize decodes and bounds the arena size of an index.
 func indexArenaSize(path string, fields []byte) (int, error) {
 	size := binary.LittleEndian.Uint64(fields[indexArenaSizeOffset:])
-	if size < uint64(os.Getpagesize()) || size > 1<<40 {
+	if size < uint64(os.Getpagesize()) || size > maxArenaSize {
 		return 0, errorf("%s: arena size %d out of range: %w", path, size, ErrCorrupt)
 	}
 	return int(size), nil

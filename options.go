@@ -19,6 +19,11 @@ const (
 	// minMaxInMemArenas is the smallest non-zero memory cap: head, tail and
 	// one arena in between.
 	minMaxInMemArenas = 3
+
+	// maxArenaSize is the largest arena size, 1 TiB: the index refuses a
+	// larger one as damaged, so SetArenaSize refuses it before any file
+	// is written.
+	maxArenaSize = 1 << 40
 )
 
 // config holds the settings of one queue. Options fill it in.
@@ -46,13 +51,17 @@ func defaultConfig() config {
 
 // SetArenaSize sets the size of each arena file, the unit in which the queue
 // grows and gives disk space back. It must be at least the operating system's
-// page size (os.Getpagesize), or NewMmapQueue returns ErrTooSmallArenaSize.
-// A queue keeps the arena size it was created with: reopening it with
+// page size (os.Getpagesize), or NewMmapQueue returns ErrTooSmallArenaSize,
+// and at most 1 TiB (ErrTooLargeArenaSize); a refused size leaves the
+// directory as it was. A queue keeps the arena size it was created with: reopening it with
 // another size returns ErrInvalidArenaSize. The default is 128 MiB.
 func SetArenaSize(arenaSize int) Option {
 	return func(c *config) error {
 		if arenaSize < os.Getpagesize() {
 			return ErrTooSmallArenaSize
+		}
+		if arenaSize > maxArenaSize {
+			return errorf("arena size %d, at most %d: %w", arenaSize, maxArenaSize, ErrTooLargeArenaSize)
 		}
 		c.arenaSize = arenaSize
 		return nil

@@ -199,11 +199,26 @@ func (q *MmapQueue) wait(ctx context.Context, st *consumerState, commit bool) (M
 			q.waiters = make(chan struct{})
 		}
 		wake := q.waiters
+		q.waiting++
 		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return Message{}, ctx.Err()
 		case <-wake:
 		}
+		q.mu.Lock()
+		q.waiting--
+		q.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return Message{}, err
+		}
+	}
+}
+
+// wakeWaiters wakes every DequeueWait and ReadWait; each looks again at
+// its consumer and waits again when there is still nothing to read.
+func (q *MmapQueue) wakeWaiters() {
+	if q.waiters != nil {
+		close(q.waiters)
+		q.waiters = nil
 	}
 }

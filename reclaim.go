@@ -176,7 +176,16 @@ func (q *MmapQueue) retireBefore(head position, async bool) error {
 	}
 	q.s.idx.dropBefore(last)
 	am.startReap()
-	return nil
+	// A window open on a retired arena would keep a deleted file's blocks
+	// allocated (and a spare's name stale) until its consumer reads
+	// another arena.
+	var errs []error
+	for _, st := range q.allConsumers() {
+		if st.win.open && st.win.id < last {
+			errs = append(errs, st.win.close())
+		}
+	}
+	return joinErrors(errs...)
 }
 
 // eagerArenaSize is the arena size from which a Dequeue retires the arenas

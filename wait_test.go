@@ -142,3 +142,51 @@ func waitForWaiter(q *MmapQueue) {
 		runtime.Gosched()
 	}
 }
+
+// TestDeleteConsumerWakesItsWaiters: DequeueWait and ReadWait on a consumer
+// that DeleteConsumer removes return ErrUnknownConsumer at once, even with
+// a context that never ends; a waiter on another consumer keeps waiting.
+func TestDeleteConsumerWakesItsWaiters(t *testing.T) {
+	q := smallQueue(t, t.TempDir())
+	doomed, err := q.NewConsumer("doomed")
+	require.NoError(t, err)
+	other, err := q.NewConsumer("other")
+	require.NoError(t, err)
+	results := make(chan error, 2)
+	go func() {
+		_, err := doomed.DequeueWait(context.Background())
+		results <- err
+	}()
+	go func() {
+		_, err := doomed.ReadWait(context.Background())
+		results <- err
+	}()
+	otherDone := make(chan []byte, 1)
+	go func() {
+		msg, err := other.DequeueWait(context.Background())
+		if err != nil {
+			msg = []byte(err.Error())
+		}
+		otherDone <- msg
+	}()
+	for { // all three block before the delete: a condition, not a guess
+		q.mu.Lock()
+		n := q.waiting
+		q.mu.Unlock()
+		if n == 3 {
+			break
+		}
+		runtime.Gosched()
+	}
+	require.NoError(t, q.DeleteConsumer("doomed"))
+	for range 2 {
+		select {
+		case err := <-results:
+			require.ErrorIs(t, err, ErrUnknownConsumer)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waiter on a deleted consumer still blocked 10s after DeleteConsumer")
+		}
+	}
+	require.NoError(t, q.EnqueueString("for other"))
+	require.Equal(t, "for other", string(<-otherDone))
+}
