@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 
@@ -197,22 +196,6 @@ func syncFile(dirFd int, name string) error {
 	return err
 }
 
-// syncDirFunc is syncDir; a variable so that tests can count the syncs.
-var syncDirFunc = syncDir
-
-// syncDir makes the directory's entries (created, renamed and removed
-// files) durable.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return errorf("open directory %s: %w", dir, err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
+// syncDirFunc syncs a directory; a variable so that tests can count the
+// syncs.
+var syncDirFunc = qdir.sync

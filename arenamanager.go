@@ -75,13 +75,17 @@ type reapItem struct {
 	name string // its file name in dir
 }
 
-func newArenaManager(dir string, size, maxMapped int, onDisk []int64) (*arenaManager, error) {
-	dirFd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// newArenaManager returns the manager of the arenas of the queue in d,
+// which holds the arena files onDisk. It keeps a descriptor of d of its
+// own (closed by close, after its goroutines).
+func newArenaManager(d qdir, size, maxMapped int, onDisk []int64) (*arenaManager, error) {
+	dirFd, err := unix.Dup(d.fd)
 	if err != nil {
-		return nil, errorf("open directory %s: %w", dir, err)
+		return nil, errorf("open directory %s: %w", d.path, err)
 	}
+	unix.CloseOnExec(dirFd)
 	m := &arenaManager{
-		dir:      dir,
+		dir:      d.path,
 		dirFd:    dirFd,
 		size:     size,
 		max:      maxMapped,
@@ -289,7 +293,7 @@ func (m *arenaManager) syncDir() error {
 	if !m.dirDirty {
 		return nil
 	}
-	if err := syncDirFunc(m.dir); err != nil {
+	if err := syncDirFunc(qdir{path: m.dir, fd: m.dirFd}); err != nil {
 		return err
 	}
 	m.dirDirty = false

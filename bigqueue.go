@@ -17,6 +17,7 @@ import (
 type MmapQueue struct {
 	// Set by NewMmapQueue and only read afterwards.
 	dir  string
+	d    qdir // the directory, held open; closed by release
 	conf config
 
 	// mu guards every field from here to the flusher's, the arenas and
@@ -72,12 +73,18 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 	if !fi.IsDir() {
 		return nil, errorf("open %s: %w", dir, syscall.ENOTDIR)
 	}
-	lockFile, err := lockDir(dir)
+	d, err := openQDir(dir)
 	if err != nil {
+		return nil, err
+	}
+	lockFile, err := lockDir(d)
+	if err != nil {
+		_ = d.close()
 		return nil, err
 	}
 	q := &MmapQueue{
 		dir:       dir,
+		d:         d,
 		conf:      conf,
 		lockFile:  lockFile,
 		consumers: make(map[string]*consumerState),
@@ -98,11 +105,11 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 
 // open loads or creates the queue's files and recovers its state.
 func (q *MmapQueue) open() error {
-	l, err := listDir(q.dir)
+	l, err := listDir(q.d)
 	if err != nil {
 		return err
 	}
-	if err := removeTemps(q.dir, l.temps); err != nil {
+	if err := removeTemps(q.d, l.temps); err != nil {
 		return err
 	}
 	if !l.index {
@@ -110,7 +117,7 @@ func (q *MmapQueue) open() error {
 			return err
 		}
 	}
-	idx, size, err := openIndex(q.dir)
+	idx, size, err := openIndex(q.d)
 	if err != nil {
 		return err
 	}
@@ -118,7 +125,7 @@ func (q *MmapQueue) open() error {
 	if size != q.conf.arenaSize {
 		return errorf("queue has arena size %d, opened with %d: %w", size, q.conf.arenaSize, ErrInvalidArenaSize)
 	}
-	am, err := newArenaManager(q.dir, q.conf.arenaSize, q.conf.maxInMemArenas, l.arenas)
+	am, err := newArenaManager(q.d, q.conf.arenaSize, q.conf.maxInMemArenas, l.arenas)
 	if err != nil {
 		return err
 	}
@@ -146,10 +153,10 @@ func (q *MmapQueue) create(l dirListing) error {
 		return errorf("%s is missing but arena or consumer files are present: %w",
 			filepath.Join(q.dir, indexName), ErrCorrupt)
 	}
-	if err := createConsumerFile(q.dir, defaultConsumerFile, "", position{}); err != nil {
+	if err := createConsumerFile(q.d, defaultConsumerFile, "", position{}); err != nil {
 		return err
 	}
-	return createIndex(q.dir, q.conf.arenaSize)
+	return createIndex(q.d, q.conf.arenaSize)
 }
 
 // release unmaps and closes every file of the queue, returning the errors.
@@ -170,6 +177,7 @@ func (q *MmapQueue) release() error {
 	if q.lockFile != nil {
 		errs = append(errs, q.lockFile.Close())
 	}
+	errs = append(errs, q.d.close())
 	return joinErrors(errs...)
 }
 

@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -111,17 +109,18 @@ func validateConsumerName(name string) error {
 }
 
 // createConsumerFile writes the file of a new consumer at position at.
-func createConsumerFile(dir, fileName, name string, at position) error {
+func createConsumerFile(d qdir, fileName, name string, at position) error {
 	var fields [4]byte
 	binary.LittleEndian.PutUint32(fields[consumerNameOffset:], uint32(len(name)))
 	v := [4]int64{at.pos, at.seq}
-	return writeMetaFile(dir, fileName, newMetaImage(consumerMagic, fields[:], []byte(name), v))
+	return d.writeFile(fileName, newMetaImage(consumerMagic, fields[:], []byte(name), v))
 }
 
 // openConsumerFile maps a consumer file and decodes its name and position,
 // preferring the live slot and falling back to the last durable one.
-func openConsumerFile(path string) (*consumerState, error) {
-	mf, err := openMetaFile(path, consumerMagic)
+func openConsumerFile(d qdir, file string) (*consumerState, error) {
+	path := d.join(file)
+	mf, err := openMetaFile(d, file, consumerMagic)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +149,7 @@ func openConsumerFile(path string) (*consumerState, error) {
 
 // loadConsumers opens the default consumer and every named consumer in dir.
 func (q *MmapQueue) loadConsumers(names []string) error {
-	def, err := openConsumerFile(filepath.Join(q.dir, defaultConsumerFile))
+	def, err := openConsumerFile(q.d, defaultConsumerFile)
 	if err != nil {
 		return err
 	}
@@ -159,7 +158,7 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 		return errorf("%s: default consumer file holds name %q: %w", def.mf.path, def.name, ErrCorrupt)
 	}
 	for _, file := range names {
-		st, err := openConsumerFile(filepath.Join(q.dir, file))
+		st, err := openConsumerFile(q.d, file)
 		if err != nil {
 			return err
 		}
@@ -230,10 +229,10 @@ func (q *MmapQueue) consumer(name string, at position) (*consumerState, error) {
 		return st, nil
 	}
 	file := consumerFileName(name)
-	if err := createConsumerFile(q.dir, file, name, at); err != nil {
+	if err := createConsumerFile(q.d, file, name, at); err != nil {
 		return nil, errorf("new consumer %q: %w", name, err)
 	}
-	st, err := openConsumerFile(filepath.Join(q.dir, file))
+	st, err := openConsumerFile(q.d, file)
 	if err != nil {
 		return nil, errorf("new consumer %q: %w", name, err)
 	}
@@ -275,11 +274,11 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 	st.deleted = true
 	q.wakeWaiters() // a waiter on this consumer returns ErrUnknownConsumer
 	err := joinErrors(st.mf.close(), st.win.close())
-	if rerr := os.Remove(st.mf.path); rerr != nil && err == nil {
+	if rerr := q.d.remove(consumerFileName(name)); rerr != nil && err == nil {
 		err = rerr
 	}
 	if err == nil {
-		err = syncDir(q.dir)
+		err = q.d.sync()
 	}
 	if err != nil {
 		return errorf("delete consumer %q: %w", name, err)

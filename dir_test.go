@@ -71,3 +71,41 @@ func TestRefusedOptionLeavesDirectory(t *testing.T) {
 	q := smallQueue(t, dir)
 	require.NoError(t, q.EnqueueString("usable"))
 }
+
+// TestRenamedDirectory: every file of an open queue is reached through the
+// directory it was opened in. Renamed while open, with a new directory made
+// at the old path, the queue goes on in its own directory (new consumer,
+// enqueues across arenas, a flush, Stats) and leaves the other untouched.
+func TestRenamedDirectory(t *testing.T) {
+	parent := t.TempDir()
+	old, moved := filepath.Join(parent, "q"), filepath.Join(parent, "q-moved")
+	require.NoError(t, os.Mkdir(old, 0o755))
+	q := smallQueue(t, old)
+	require.NoError(t, q.EnqueueString("before"))
+	require.NoError(t, os.Rename(old, moved))
+	require.NoError(t, os.Mkdir(old, 0o755))
+
+	c, err := q.NewConsumer("late")
+	require.NoError(t, err)
+	for i := range uint64(40) {
+		require.NoError(t, q.Enqueue(seqMessage(i, 300)))
+	}
+	_, err = q.Stats()
+	require.NoError(t, err)
+	require.NoError(t, q.Flush())
+	require.NoError(t, q.DeleteConsumer("late"))
+	c, err = q.NewConsumer("kept")
+	require.NoError(t, err)
+	_ = c
+	require.NoError(t, q.Close())
+
+	entries, err := os.ReadDir(old)
+	require.NoError(t, err)
+	require.Empty(t, entries, "the queue wrote into the directory now at its old path")
+	r := smallQueue(t, moved)
+	require.Equal(t, []string{"kept"}, r.Consumers())
+	msg, err := r.DequeueString()
+	require.NoError(t, err)
+	require.Equal(t, "before", msg)
+	require.Equal(t, 40, r.Len())
+}

@@ -55,7 +55,7 @@ func layStream(t *testing.T, data []byte, at int64, windowed bool) *stream {
 	if windowed {
 		maxMapped = 3
 	}
-	am, err := newArenaManager(dir, fuzzArenaSize, maxMapped, ids)
+	am, err := newArenaManager(testQDir(t, dir), fuzzArenaSize, maxMapped, ids)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = am.close() })
 	s.am = am
@@ -133,7 +133,7 @@ func FuzzReadRecord(f *testing.F) {
 		// The queue's writer lays the same message at the same position
 		// into the same bytes.
 		wdir := t.TempDir()
-		wam, err := newArenaManager(wdir, fuzzArenaSize, 0, nil)
+		wam, err := newArenaManager(testQDir(t, wdir), fuzzArenaSize, 0, nil)
 		require.NoError(t, err)
 		defer func() { _ = wam.close() }()
 		ws := &stream{size: fuzzArenaSize, am: wam}

@@ -154,3 +154,12 @@ func arenaFileIDs(t testing.TB, dir string) []int64 {
 	slices.Sort(ids)
 	return ids
 }
+
+// testQDir opens dir as a queue directory, closed at cleanup.
+func testQDir(t *testing.T, dir string) qdir {
+	t.Helper()
+	d, err := openQDir(dir)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.close() })
+	return d
+}

@@ -33,16 +33,16 @@ const (
 var indexMagic = [8]byte{'B', 'Q', 'I', 'N', 'D', 'E', 'X', 0}
 
 // createIndex writes a new index for an empty queue.
-func createIndex(dir string, arenaSize int) error {
+func createIndex(d qdir, arenaSize int) error {
 	var fields [8]byte
 	binary.LittleEndian.PutUint64(fields[indexArenaSizeOffset:], uint64(arenaSize))
-	return writeMetaFile(dir, indexName, newMetaImage(indexMagic, fields[:], nil, [4]int64{}))
+	return d.writeFile(indexName, newMetaImage(indexMagic, fields[:], nil, [4]int64{}))
 }
 
 // openIndex maps the index of dir and returns it with the arena size it
 // records.
-func openIndex(dir string) (*metaFile, int, error) {
-	m, err := openMetaFile(filepath.Join(dir, indexName), indexMagic)
+func openIndex(d qdir) (*metaFile, int, error) {
+	m, err := openMetaFile(d, indexName, indexMagic)
 	if err != nil {
 		return nil, 0, err
 	}

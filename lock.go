@@ -3,7 +3,6 @@ package bigqueue
 import (
 	"errors"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,15 +12,16 @@ import (
 // file or dies, so a crash never leaves the directory locked.
 const lockName = "LOCK"
 
-// lockDir takes the exclusive lock of dir, or fails with ErrLocked. flock
+// lockDir takes the exclusive lock of d, or fails with ErrLocked. flock
 // locks belong to the open file, so a second open in the same process is
 // refused as well as one in another process.
-func lockDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+func lockDir(d qdir) (*os.File, error) {
+	path, dir := d.join(lockName), d.path
+	fd, err := openat(d.fd, lockName, unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
-		return nil, errorf("open lock file: %w", err)
+		return nil, errorf("open lock file %s: %w", path, err)
 	}
+	f := os.NewFile(uintptr(fd), path)
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if !errors.Is(err, unix.EINTR) {

@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"golang.org/x/sys/unix"
@@ -97,33 +96,6 @@ func newMetaImage(magic [8]byte, fields, static []byte, v [4]int64) []byte {
 // tmpSuffix names the temporary file a meta file is written to first.
 const tmpSuffix = ".tmp"
 
-// writeMetaFile writes image to dir/name through a temporary file, synced
-// and renamed into place, and syncs the directory: the file appears whole or
-// not at all.
-func writeMetaFile(dir, name string, image []byte) error {
-	path := filepath.Join(dir, name)
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return errorf("create %s: %w", tmp, err)
-	}
-	_, err = f.Write(image)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
 // checkMetaImage validates the header of a file image read from disk, in
 // the order that gives the right error: size, magic, version, checksum.
 func checkMetaImage(path string, b []byte, magic [8]byte) error {
@@ -144,15 +116,18 @@ func checkMetaImage(path string, b []byte, magic [8]byte) error {
 	return nil
 }
 
-// openMetaFile maps the file at path and validates its header.
-func openMetaFile(path string, magic [8]byte) (*metaFile, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// openMetaFile maps the file name of d and validates its header.
+func openMetaFile(d qdir, name string, magic [8]byte) (*metaFile, error) {
+	path := d.join(name)
+	fd, err := openat(d.fd, name, unix.O_RDWR)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errorf("%s is missing: %w: %w", path, ErrCorrupt, err)
+		perr := &fs.PathError{Op: "open", Path: path, Err: err}
+		if errors.Is(err, unix.ENOENT) {
+			return nil, errorf("%s is missing: %w: %w", path, ErrCorrupt, perr)
 		}
-		return nil, errorf("open %s: %w", path, err)
+		return nil, errorf("open %s: %w", path, perr)
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer func() { _ = f.Close() }()
 	fi, err := f.Stat()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -74,7 +73,7 @@ type offsetIndex struct {
 // file gives an index with what could be read, rewritten at the next sync.
 func loadOffsetIndex(dir string, dirFd int, first int64, tail int64) *offsetIndex {
 	x := &offsetIndex{dir: dir, dirFd: dirFd, fd: -1, last: -1}
-	b, err := os.ReadFile(filepath.Join(dir, offsetsName))
+	b, err := qdir{path: dir, fd: dirFd}.readFile(offsetsName)
 	if err != nil || len(b) < offsetsHeaderSize ||
 		string(b[:8]) != string(offsetsMagic[:]) || binary.LittleEndian.Uint32(b[8:]) != offsetsVersion {
 		x.rewrite = true
@@ -225,7 +224,7 @@ func (x *offsetIndex) rewriteFile() error {
 	copy(image, offsetsMagic[:])
 	binary.LittleEndian.PutUint32(image[8:], offsetsVersion)
 	image = encodeEntries(image, x.entries)
-	if err := writeMetaFile(x.dir, offsetsName, image); err != nil {
+	if err := (qdir{path: x.dir, fd: x.dirFd}).writeFile(offsetsName, image); err != nil {
 		return err
 	}
 	x.synced, x.inFile, x.rewrite = len(x.entries), len(x.entries), false

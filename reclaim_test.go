@@ -168,6 +168,9 @@ func TestReclaimOnDequeue(t *testing.T) {
 				_, err := os.Stat(filepath.Join(dir, arenaName(id)))
 				return errors.Is(err, os.ErrNotExist)
 			}
+			// An arena that is not kept as a spare is unlinked on another
+			// goroutine (Flush waits for it; so does this test).
+			q.s.am.reaping.Wait()
 			require.Equal(t, c.eager, gone(0), "arena 0 retired by Dequeue alone")
 			require.Equal(t, c.eager, gone(1), "arena 1 retired by Dequeue alone")
 			require.NoError(t, q.Flush())
@@ -243,8 +246,8 @@ func TestMaxDiskUsage(t *testing.T) {
 // file is found under its new name. A Flush with no new name syncs nothing.
 func TestRenamedSpareIsMadeDurable(t *testing.T) {
 	var syncs int
-	syncDirFunc = func(dir string) error { syncs++; return syncDir(dir) }
-	defer func() { syncDirFunc = syncDir }()
+	syncDirFunc = func(d qdir) error { syncs++; return d.sync() }
+	defer func() { syncDirFunc = qdir.sync }()
 
 	dir := t.TempDir()
 	q := smallQueue(t, dir)

@@ -1,16 +1,16 @@
 package bigqueue
 
 import (
-	"os"
 	"slices"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stats is a snapshot of a queue, as tools show it.
 type Stats struct {
 	ArenaSize int             // bytes in each arena file
 	Arenas    int             // arena files on disk
-	DiskBytes int64           // bytes allocated on disk by the queue's files
+	DiskBytes int64           // bytes allocated on disk by the queue's files (not by others in its directory)
 	Head      int64           // position (byte offset) of the oldest kept message
 	Tail      int64           // position the next message will be written at
 	Messages  int             // messages kept between Head and Tail
@@ -40,15 +40,17 @@ func (q *MmapQueue) Stats() (Stats, error) {
 		Tail:      q.tail.pos,
 		Messages:  int(q.tail.seq - q.head.seq),
 	}
-	entries, err := os.ReadDir(q.dir)
+	entries, err := q.d.entries()
 	if err != nil {
 		return Stats{}, errorf("stats: %w", err)
 	}
 	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				s.DiskBytes += int64(st.Blocks) * 512
-			}
+		if !isQueueFile(e.Name()) {
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(q.d.fd, e.Name(), &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			s.DiskBytes += st.Blocks * 512
 		}
 	}
 	s.Consumers = append(s.Consumers, q.consumerStats(q.def))
