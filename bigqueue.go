@@ -66,6 +66,9 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 			return nil, err
 		}
 	}
+	if err := conf.validate(); err != nil {
+		return nil, err
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, errorf("open %s: %w", dir, err)

@@ -52,6 +52,10 @@ var (
 	// message would take the queue's files past the SetMaxDiskUsage limit.
 	ErrQueueFull = newSentinel("queue is full")
 
+	// ErrTooSmallMaxDiskUsage is returned by NewMmapQueue for a
+	// SetMaxDiskUsage cap below two arenas and the meta files.
+	ErrTooSmallMaxDiskUsage = newSentinel("too small disk usage cap")
+
 	// ErrLocked is returned by NewMmapQueue when another MmapQueue, in this
 	// process or another one, already has the directory open.
 	ErrLocked = newSentinel("queue directory is locked by another user")

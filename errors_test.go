@@ -62,7 +62,7 @@ func TestErrorsFromTheAPI(t *testing.T) {
 	_, err := NewMmapQueue(filepath.Join(dir, "missing"))
 	requirePrefixedOnce(t, err, fs.ErrNotExist)
 
-	q := smallQueue(t, dir, SetMaxDiskUsage(testArenaSize+2*metaSize+1000))
+	q := smallQueue(t, dir, SetMaxDiskUsage(minDiskUsage(testArenaSize)))
 	_, err = NewMmapQueue(dir, SetArenaSize(testArenaSize))
 	requirePrefixedOnce(t, err, ErrLocked)
 
@@ -78,8 +78,10 @@ func TestErrorsFromTheAPI(t *testing.T) {
 	_, err = c.Dequeue()
 	requirePrefixedOnce(t, err, ErrUnknownConsumer)
 
-	require.NoError(t, q.Enqueue(make([]byte, 100)))
-	requirePrefixedOnce(t, q.Enqueue(make([]byte, testArenaSize)), ErrQueueFull)
+	for err = nil; err == nil; { // nobody reads: the cap is reached
+		err = q.Enqueue(make([]byte, 1000))
+	}
+	requirePrefixedOnce(t, err, ErrQueueFull)
 
 	require.NoError(t, q.Close())
 	requirePrefixedOnce(t, q.Close(), ErrClosed)

@@ -104,7 +104,13 @@ func SetPeriodicFlushDuration(flushPeriod time.Duration) Option {
 // at their full size, the index and the consumer files. An Enqueue that
 // would need more returns ErrQueueFull and changes nothing; once consumers
 // have read past whole arenas and those are deleted, enqueues succeed again.
-// A value <= 0 means no cap, which is the default.
+// A value <= 0 means no cap, which is the default. The smallest cap is two
+// arenas and the index and default consumer files (2*arenaSize + 8 KiB):
+// the arena at the tail and the next one, which a message that crosses
+// into it needs, so that a consumer that keeps up never makes a producer
+// wait. NewMmapQueue refuses a smaller one with an error wrapping
+// ErrTooSmallMaxDiskUsage that gives the minimum. Each named consumer
+// counts 4 KiB more.
 func SetMaxDiskUsage(bytes int64) Option {
 	return func(c *config) error {
 		c.maxDiskUsage = bytes
@@ -127,4 +133,19 @@ func SetRetention(bytes int64) Option {
 		c.retention = bytes
 		return nil
 	}
+}
+
+// minDiskUsage is the smallest SetMaxDiskUsage cap for arenas of
+// arenaSize bytes (see SetMaxDiskUsage).
+func minDiskUsage(arenaSize int) int64 {
+	return 2*int64(arenaSize) + 2*metaSize
+}
+
+// validate checks what no single option can: the options together.
+func (c *config) validate() error {
+	if c.maxDiskUsage > 0 && c.maxDiskUsage < minDiskUsage(c.arenaSize) {
+		return errorf("disk usage cap %d is below the minimum %d for arenas of %d bytes: %w",
+			c.maxDiskUsage, minDiskUsage(c.arenaSize), c.arenaSize, ErrTooSmallMaxDiskUsage)
+	}
+	return nil
 }

@@ -48,8 +48,8 @@ func (q *MmapQueue) reclaimable() bool { return q.reclaimableArenas() > 0 }
 // head would move to (nextHead): those every consumer has read past and
 // SetRetention does not keep.
 func (q *MmapQueue) reclaimableArenas() int64 {
-	first, _ := q.s.arenaOf(q.head.pos)
-	next, _ := q.s.arenaOf(q.nextHead().pos)
+	first := q.s.messageArena(q.head.pos)
+	next := q.s.messageArena(q.nextHead().pos)
 	return next - first
 }
 
@@ -70,7 +70,7 @@ func (q *MmapQueue) nextHead() position {
 		}
 		head = keep
 	}
-	if first, _ := q.s.arenaOf(q.head.pos); head.pos/int64(q.s.size) <= first {
+	if q.s.messageArena(head.pos) <= q.s.messageArena(q.head.pos) {
 		return q.head
 	}
 	return head
@@ -150,8 +150,8 @@ func (q *MmapQueue) syncIndex(head, durableTail position) error {
 // retireBefore moves the head to head and retires the arenas before it.
 // Up to maxSpares of them are kept for reuse, none under a disk cap.
 func (q *MmapQueue) retireBefore(head position, async bool) error {
-	first, _ := q.s.arenaOf(q.head.pos)
-	last, _ := q.s.arenaOf(head.pos)
+	first := q.s.messageArena(q.head.pos)
+	last := q.s.messageArena(head.pos)
 	q.head = head
 	am := q.s.am
 	if first < last {

@@ -3,6 +3,7 @@ package bigqueue
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -312,5 +313,35 @@ func TestRetiredArenasHoldNoDescriptor(t *testing.T) {
 		if strings.HasPrefix(target, dir) {
 			require.NotContains(t, target, "(deleted)", "descriptor %s", fd.Name())
 		}
+	}
+}
+
+// TestSmallestDiskCapNeverWedges: a cap below two arenas and the meta files
+// is refused with the minimum in the error; at exactly the minimum, a
+// consumer that keeps up never makes a producer see ErrQueueFull, through
+// many arenas of messages of every size up to what fits in one arena.
+func TestSmallestDiskCapNeverWedges(t *testing.T) {
+	for _, arenaSize := range []int{testArenaSize, 64 << 10} {
+		t.Run(fmt.Sprint(arenaSize), func(t *testing.T) {
+			min := minDiskUsage(arenaSize)
+			for _, bad := range []int64{min - 1, int64(arenaSize) * 3 / 2, 1} {
+				_, err := NewMmapQueue(t.TempDir(), SetArenaSize(arenaSize), SetMaxDiskUsage(bad))
+				require.ErrorIs(t, err, ErrTooSmallMaxDiskUsage)
+				require.Contains(t, err.Error(), fmt.Sprint(min))
+			}
+			q := openQueue(t, t.TempDir(), SetArenaSize(arenaSize), SetMaxDiskUsage(min),
+				SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+			rng := rand.New(rand.NewPCG(uint64(arenaSize), 1))
+			for i := uint64(0); q.tail.pos < 40*int64(arenaSize); i++ {
+				size := rng.IntN(arenaSize - headerSize + 1)
+				if rng.IntN(4) == 0 {
+					size = rng.IntN(200)
+				}
+				require.NoError(t, q.Enqueue(seqMessage(i, size)), "message %d of %d bytes at %d", i, size, q.tail.pos)
+				msg, err := q.Dequeue()
+				require.NoError(t, err)
+				require.Len(t, msg, size)
+			}
+		})
 	}
 }

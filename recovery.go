@@ -33,8 +33,9 @@ func (q *MmapQueue) recover() (err error) {
 		// the newer state is synced), but not after damage to a state that
 		// was complete: its arenas may be gone, and opening would silently
 		// drop the queue and move every consumer. Refuse then.
-		for _, p := range []int64{head.pos, tail.pos - 1} {
-			if id, _ := q.s.arenaOf(p); head.pos < tail.pos && !q.s.am.exists(id) {
+		tailArena, _ := q.s.arenaOf(tail.pos - 1)
+		for _, id := range []int64{q.s.messageArena(head.pos), tailArena} {
+			if head.pos < tail.pos && !q.s.am.exists(id) {
 				return errorf("%s: newest durable state damaged, and the older one points into missing %s: %w",
 					q.idx.path, arenaName(id), ErrCorrupt)
 			}
@@ -42,7 +43,7 @@ func (q *MmapQueue) recover() (err error) {
 	}
 
 	// Arenas before the head's were being deleted when the process stopped.
-	first, _ := q.s.arenaOf(head.pos)
+	first := q.s.messageArena(head.pos)
 	ids := q.s.am.ids()
 	for _, id := range ids {
 		if id < first {

@@ -38,6 +38,13 @@ func (s *stream) arenaOf(pos int64) (id int64, off int) {
 	return pos / size, int(pos % size)
 }
 
+// messageArena returns the arena in which the message at position pos
+// starts: a position in the last headerSize-1 bytes of an arena names a
+// message in the next one, and needs nothing of its own arena.
+func (s *stream) messageArena(pos int64) int64 {
+	return s.recordStart(pos) / int64(s.size)
+}
+
 // recordStart returns where a record written at pos starts: pos itself, or
 // the start of the next arena when the header would not fit in this one.
 func (s *stream) recordStart(pos int64) int64 {
