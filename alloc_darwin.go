@@ -3,12 +3,20 @@
 package bigqueue
 
 import (
+	"math"
+
 	"golang.org/x/sys/unix"
 )
 
-// allocate reserves size bytes for the file fd with fcntl(F_PREALLOCATE), first as one
-// contiguous extent and then as any extents, and sets the file's size.
-func allocate(fd int, size int64) error {
+// allocChunk is the whole arena on macOS: F_PREALLOCATE reserves from the
+// end of the file, not a range, so an arena file is allocated at once.
+const allocChunk = math.MaxInt
+
+// allocate reserves the first off+length bytes of the file fd with
+// fcntl(F_PREALLOCATE), first as one contiguous extent and then as any
+// extents, and sets the file's size.
+func allocate(fd int, off, length int64) error {
+	size := off + length
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err

@@ -8,19 +8,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// allocate reserves size bytes for the file fd with fallocate(2). Where the file
-// system does not support it, the file is only sized with ftruncate: writes
-// to a full disk can then fault, which the file system gave no way to avoid.
-func allocate(fd int, size int64) error {
+// allocChunk is how much of an arena file is allocated at a time (see
+// allocateFile): a queue of a few small messages takes 1 MiB of disk, and
+// the writer makes one fallocate call per MiB it writes.
+const allocChunk = 1 << 20
+
+// allocate reserves the blocks of [off, off+length) of the file fd with
+// fallocate(2), extending the file if it is shorter. Where the file system
+// does not support it, nothing is reserved and the caller sizes the file
+// with ftruncate: writes to a full disk can then fault, which the file
+// system gave no way to avoid.
+func allocate(fd int, off, length int64) error {
 	for {
-		err := unix.Fallocate(fd, 0, 0, size)
+		err := unix.Fallocate(fd, 0, off, length)
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
-			return unix.Ftruncate(fd, size)
+			return unix.Ftruncate(fd, max(off+length, 0))
 		default:
 			return err
 		}

@@ -19,15 +19,28 @@ type arena struct {
 	// populated is the offset up to which the writer has faulted the
 	// mapping in (see prepareWrite).
 	populated int
+	// allocated is the offset up to which the file's blocks are known to
+	// be allocated (see allocChunk); the writer writes only below it.
+	allocated int
 
 	// prev and next link the arena into the manager's LRU list.
 	prev, next *arena
 }
 
-// allocateFile reserves size bytes of disk for the file fd, so that writes
-// through a mapping never meet a full disk (which would be a SIGBUS). It is
-// a variable so that tests can inject a failure.
+// allocateFile reserves the blocks of [off, off+length) of the file fd
+// (allocate, per platform), so that writes through a mapping never meet a
+// full disk, which would be a SIGBUS. It is a variable so that tests can
+// inject a failure.
 var allocateFile = allocate
+
+// Disk follows data: an arena file is created at its full size but sparse,
+// and its blocks are allocated in chunks of allocChunk bytes ahead of the
+// writer (on macOS, where F_PREALLOCATE does not take a range, the whole
+// file at once: allocChunk is the arena size there). A queue holding a few
+// messages takes a chunk of disk, not a whole arena, and a full file system
+// still gives an error from Enqueue, never a SIGBUS. Readers read only
+// below the tail, which is always allocated; a hole reads as zeros, which
+// never parse as a record.
 
 // mmapFile maps a file; a variable so that tests can inject ENOMEM.
 var mmapFile = func(fd int, size int) ([]byte, error) {
@@ -51,10 +64,9 @@ func openat(dirFd int, name string, flags int) (int, error) {
 // arena file is created and allocated, and the one place its size is
 // checked:
 //
-//   - with create set, the file is created if missing and all its size
-//     bytes are allocated on disk, so that writes through a mapping never
-//     meet a full disk (a SIGBUS); a file it created and could not allocate
-//     is removed again, so a full disk leaves nothing behind;
+//   - with create set, the file is created if missing, sized, and its first
+//     chunk allocated (see allocChunk); a file it created and could not
+//     allocate is removed again, so a full disk leaves nothing behind;
 //   - without it, a missing file, or one shorter than size (reading past
 //     its end through a mapping would be a SIGBUS), is corrupt.
 func openArenaFile(dirFd int, name, path string, size, flags int, create bool) (int, error) {
@@ -75,12 +87,16 @@ func openArenaFile(dirFd int, name, path string, size, flags int, create bool) (
 	}
 	switch {
 	case create:
-		if err := allocateFile(fd, int64(size)); err != nil {
+		err := allocateFile(fd, 0, int64(min(allocChunk, size)))
+		if err == nil && st.Size < int64(size) {
+			err = unix.Ftruncate(fd, int64(size)) // the rest stays a hole
+		}
+		if err != nil {
 			_ = unix.Close(fd)
 			if st.Size == 0 {
 				_ = unix.Unlinkat(dirFd, name, 0)
 			}
-			return -1, errorf("allocate %d bytes for arena %s: %w", size, path, err)
+			return -1, errorf("allocate arena %s: %w", path, err)
 		}
 	case st.Size < int64(size):
 		_ = unix.Close(fd)
@@ -114,7 +130,11 @@ func openArena(dirFd int, path string, id int64, size int, create bool) (*arena,
 	if err != nil {
 		return nil, errorf("map arena %s: %w", path, err)
 	}
-	return &arena{id: id, data: data}, nil
+	a := &arena{id: id, data: data}
+	if create {
+		a.allocated = min(allocChunk, size)
+	}
+	return a, nil
 }
 
 // mapArena and unmapArena are the only places a mapping of an arena is
@@ -152,15 +172,18 @@ const populateChunk = 1 << 20
 // populateOff is set when the kernel refuses to populate a mapping.
 var populateOff atomic.Bool
 
-// prepareWrite faults in the pages the writer is about to fill, up to
-// [off, end) and at most populateChunk beyond, in one call, instead of one
-// page fault per page.
-func (a *arena) prepareWrite(off, end int) {
+// populateAhead faults in the pages the writer is about to fill, up to
+// [off, end) and at most populateChunk beyond (never past what is
+// allocated), in one call, instead of one page fault per page.
+func (a *arena) populateAhead(off, end int) {
 	if end <= a.populated || populateOff.Load() {
 		return
 	}
 	from := max(a.populated, off) &^ 4095
-	to := min(len(a.data), max(end, from+populateChunk))
+	to := min(a.allocated, max(end, from+populateChunk))
+	if to <= from {
+		return
+	}
 	if !populate(a.data[from:to]) {
 		populateOff.Store(true)
 		return

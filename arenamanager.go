@@ -433,3 +433,39 @@ func (m *arenaManager) close() error {
 	}
 	return first
 }
+
+// prepareWrite makes [off, end) of arena a, which the writer is about to
+// fill, writable: its blocks allocated, a chunk at a time, with room for
+// the header slot the tail clears after it; and its pages faulted in. An
+// error is a full disk's, before any byte was written.
+func (m *arenaManager) prepareWrite(a *arena, off, end int) error {
+	if need := min(end+headerSize, m.size); need > a.allocated {
+		if err := m.allocateTo(a, need); err != nil {
+			return err
+		}
+	}
+	a.populateAhead(off, end)
+	return nil
+}
+
+// allocateTo allocates the blocks of arena a up to need bytes at least,
+// rounded up to a whole chunk.
+func (m *arenaManager) allocateTo(a *arena, need int) error {
+	to := m.size
+	if allocChunk < m.size {
+		to = min(m.size, (need+allocChunk-1)/allocChunk*allocChunk)
+	}
+	fd, err := openat(m.dirFd, arenaName(a.id), unix.O_RDWR)
+	if err != nil {
+		return errorf("open arena %s: %w", m.path(a.id), err)
+	}
+	err = allocateFile(fd, int64(a.allocated), int64(to-a.allocated))
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return errorf("allocate arena %s: %w", m.path(a.id), err)
+	}
+	a.allocated = to
+	return nil
+}

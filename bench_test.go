@@ -341,7 +341,7 @@ func BenchmarkFreshPageBaseline(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					if err := allocateFile(fd, int64(p.arenaSize)); err != nil {
+					if err := allocateFile(fd, 0, int64(p.arenaSize)); err != nil {
 						b.Fatal(err)
 					}
 					if cur, err = unix.Mmap(fd, 0, p.arenaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {

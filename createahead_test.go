@@ -76,11 +76,11 @@ func TestCreateAheadFullDisk(t *testing.T) {
 	var calls atomic.Int64
 	var full atomic.Bool
 	orig := allocateFile
-	allocateFile = func(fd int, size int64) error {
+	allocateFile = func(fd int, off, length int64) error {
 		if calls.Add(1) > 2 && full.Load() {
 			return syscall.ENOSPC
 		}
-		return orig(fd, size)
+		return orig(fd, off, length)
 	}
 	t.Cleanup(func() { allocateFile = orig })
 	full.Store(true)

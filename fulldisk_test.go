@@ -138,12 +138,12 @@ func TestFullDiskInjected(t *testing.T) {
 	var full atomic.Bool
 	var attempts atomic.Int64
 	orig := allocateFile
-	allocateFile = func(fd int, size int64) error {
+	allocateFile = func(fd int, off, length int64) error {
 		if full.Load() {
 			attempts.Add(1)
 			return fmt.Errorf("injected: %w", syscall.ENOSPC)
 		}
-		return orig(fd, size)
+		return orig(fd, off, length)
 	}
 	t.Cleanup(func() { allocateFile = orig })
 
@@ -207,5 +207,75 @@ func TestFullDiskInjected(t *testing.T) {
 	}
 	_, err = q.Dequeue()
 	require.ErrorIs(t, err, ErrEmptyQueue)
+	require.NoError(t, q.Check())
+}
+
+// TestDiskFollowsData: with the default 128 MiB arenas, a queue of a few
+// small messages allocates a chunk, not an arena (it takes at most 4 MiB of
+// disk), and the allocation grows a chunk at a time as messages come.
+func TestDiskFollowsData(t *testing.T) {
+	if allocChunk >= DefaultArenaSize {
+		t.Skip("this platform allocates whole arenas (F_PREALLOCATE takes no range)")
+	}
+	q := openQueue(t, t.TempDir(), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	for i := range uint64(100) {
+		require.NoError(t, q.Enqueue(seqMessage(i, 128)))
+	}
+	require.NoError(t, q.Flush())
+	st, err := q.Stats()
+	require.NoError(t, err)
+	require.LessOrEqual(t, st.DiskBytes, int64(4<<20), "a few messages take %d bytes of disk", st.DiskBytes)
+	for q.tail.pos < 5*allocChunk+allocChunk/2 {
+		require.NoError(t, q.Enqueue(make([]byte, 64<<10)))
+	}
+	require.NoError(t, q.Flush())
+	st, err = q.Stats()
+	require.NoError(t, err)
+	require.Less(t, st.DiskBytes, int64(8*allocChunk+metaSize*8), "5.5 MiB of messages take %d bytes", st.DiskBytes)
+	require.Greater(t, st.DiskBytes, int64(5*allocChunk))
+}
+
+// TestFullDiskAtAChunk: the disk fills while the writer is inside an arena,
+// at a chunk boundary: Enqueue returns the error and publishes nothing,
+// the queue reads back what it holds, and once there is room again
+// enqueues go on where they stopped.
+func TestFullDiskAtAChunk(t *testing.T) {
+	if allocChunk >= 4<<20 {
+		t.Skip("this platform allocates whole arenas")
+	}
+	var full atomic.Bool
+	orig := allocateFile
+	allocateFile = func(fd int, off, length int64) error {
+		if full.Load() {
+			return fmt.Errorf("injected: %w", syscall.ENOSPC)
+		}
+		return orig(fd, off, length)
+	}
+	t.Cleanup(func() { allocateFile = orig })
+
+	q := openQueue(t, t.TempDir(), SetArenaSize(4<<20), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	seq := uint64(0)
+	for q.tail.pos < allocChunk-2000 {
+		require.NoError(t, q.Enqueue(seqMessage(seq, 1000)))
+		seq++
+	}
+	full.Store(true)
+	var err error
+	for range 10 {
+		if err = q.Enqueue(seqMessage(seq, 1000)); err != nil {
+			break
+		}
+		seq++
+	}
+	require.ErrorIs(t, err, syscall.ENOSPC)
+	require.Equal(t, int(seq), q.Len(), "the failed Enqueue published nothing")
+	full.Store(false)
+	require.NoError(t, q.Enqueue(seqMessage(seq, 1000)))
+	seq++
+	for i := range seq {
+		msg, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, msg, i, 1000)
+	}
 	require.NoError(t, q.Check())
 }

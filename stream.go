@@ -72,7 +72,9 @@ func (s *stream) write(at position, msg []byte, flags uint16) (int64, error) {
 		return 0, err
 	}
 	crc := crc32.Update(crcStart(&s.scratch, start, flags, uint64(len(msg))), castagnoli, msg)
-	a.prepareWrite(off, off+headerSize+len(msg))
+	if err := s.am.prepareWrite(a, off, min(off+headerSize+len(msg), s.size)); err != nil {
+		return 0, err
+	}
 	putHeader(a.data[off:], recordHeader{flags: flags, crc: crc, length: uint64(len(msg))})
 	pos := start + headerSize
 	for len(msg) > 0 {
@@ -81,7 +83,9 @@ func (s *stream) write(at position, msg []byte, flags uint16) (int64, error) {
 			if a, err = s.am.getForWrite(id); err != nil {
 				return 0, err
 			}
-			a.prepareWrite(off, off+len(msg))
+			if err := s.am.prepareWrite(a, off, min(off+len(msg), s.size)); err != nil {
+				return 0, err
+			}
 		}
 		n := copy(a.data[off:], msg)
 		msg = msg[n:]
@@ -119,6 +123,9 @@ func (s *stream) clearHeaderAt(pos int64) {
 		if a, err = s.am.get(id); err != nil {
 			return
 		}
+	}
+	if off+headerSize > a.allocated && s.am.allocateTo(a, off+headerSize) != nil {
+		return // a hole it could not allocate reads as zeros already
 	}
 	clear(a.data[off : off+headerSize])
 }
