@@ -1,6 +1,7 @@
 package bigqueue
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -38,7 +39,10 @@ type MmapQueue struct {
 	consumers  map[string]*consumerState
 	waiters    chan struct{} // closed to wake DequeueWait; nil while none waits
 	waiting    int           // DequeueWait and ReadWait calls blocked on waiters
-	mutOps     int64         // enqueues and dequeues since the last flush
+	// roomWaiters is closed to wake EnqueueWait when arenas are retired or
+	// a consumer moves past an arena; nil while none waits.
+	roomWaiters chan struct{}
+	mutOps      int64 // enqueues and dequeues since the last flush
 	// asyncErr is the first error of work done off a caller's path (the
 	// periodic flush, reclaiming after a Dequeue) not yet reported; the
 	// next Flush or Close returns it.
@@ -204,6 +208,51 @@ func (q *MmapQueue) Enqueue(message []byte) error {
 	if q.closed {
 		return ErrClosed
 	}
+	return q.enqueueLocked(message)
+}
+
+// EnqueueWait is Enqueue that waits for room when the queue is at its
+// SetMaxDiskUsage cap, instead of returning ErrQueueFull: it returns once
+// consumers have read past an arena and it is retired, ctx.Err() when ctx
+// ends first, and ErrClosed when the queue is closed while it waits. A
+// message that could never fit under the cap still gets ErrQueueFull.
+func (q *MmapQueue) EnqueueWait(ctx context.Context, message []byte) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		err := q.enqueueLocked(message)
+		if !errors.Is(err, ErrQueueFull) || !q.couldFit(len(message)) {
+			q.mu.Unlock()
+			return err
+		}
+		if q.roomWaiters == nil {
+			q.roomWaiters = make(chan struct{})
+		}
+		wake := q.roomWaiters
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+// wakeRoomWaiters wakes every EnqueueWait, to try again.
+func (q *MmapQueue) wakeRoomWaiters() {
+	if q.roomWaiters != nil {
+		close(q.roomWaiters)
+		q.roomWaiters = nil
+	}
+}
+
+func (q *MmapQueue) enqueueLocked(message []byte) error {
 	if err := q.reserve(q.s.recordEnd(q.tail.pos, len(message))); err != nil {
 		return err
 	}
@@ -277,6 +326,7 @@ func (q *MmapQueue) Close() error {
 	}
 	q.closed = true
 	q.wakeWaiters()
+	q.wakeRoomWaiters()
 	q.mu.Unlock()
 
 	// The flusher takes mu, so it is stopped without holding it.

@@ -164,6 +164,16 @@ func (x *offsetIndex) before(o int64) (position, bool) {
 	return x.entries[i-1].start, true
 }
 
+// atOrAfter returns the start of the first entry whose record starts at or
+// after position pos.
+func (x *offsetIndex) atOrAfter(pos int64) (position, bool) {
+	i := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].start.pos >= pos })
+	if i == len(x.entries) {
+		return position{}, false
+	}
+	return x.entries[i].start, true
+}
+
 // atOrBefore returns the start of the last entry whose record starts at or
 // before position pos.
 func (x *offsetIndex) atOrBefore(pos int64) (position, bool) {

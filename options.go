@@ -34,6 +34,7 @@ type config struct {
 	flushPeriod    time.Duration
 	maxDiskUsage   int64
 	retention      int64
+	dropOldest     bool
 }
 
 // Option configures a queue. It is passed to NewMmapQueue and returns an
@@ -148,4 +149,17 @@ func (c *config) validate() error {
 			c.maxDiskUsage, minDiskUsage(c.arenaSize), c.arenaSize, ErrTooSmallMaxDiskUsage)
 	}
 	return nil
+}
+
+// SetDropOldest makes a queue under SetMaxDiskUsage make room by deleting
+// its oldest arenas, read or not, instead of returning ErrQueueFull:
+// Enqueue then fails only for a message that could never fit under the
+// cap. A consumer whose messages were dropped resumes at the oldest message
+// kept; the jump shows in the Offset of the next Message it reads. Without
+// a disk cap it does nothing.
+func SetDropOldest() Option {
+	return func(c *config) error {
+		c.dropOldest = true
+		return nil
+	}
 }

@@ -165,6 +165,7 @@ func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
 	q.mutated(1)
 	if after, _ := q.s.arenaOf(st.low().pos); after > before {
 		q.reclaimOnDequeue()
+		q.wakeRoomWaiters() // an EnqueueWait may now reclaim room
 	}
 	return nil
 }

@@ -20,8 +20,65 @@ func (q *MmapQueue) reserve(end int64) error {
 		}
 		usage = q.diskUsage(end)
 	}
+	if usage > q.conf.maxDiskUsage && q.conf.dropOldest {
+		if err := q.dropOldest(end); err != nil {
+			return errorf("drop the oldest arena: %w", err)
+		}
+		usage = q.diskUsage(end)
+	}
 	if usage > q.conf.maxDiskUsage {
 		return errorf("enqueue needs %d bytes on disk, limit is %d: %w", usage, q.conf.maxDiskUsage, ErrQueueFull)
+	}
+	return nil
+}
+
+// couldFit reports whether a message of n bytes fits under the disk cap
+// at all: in an empty queue, written at the start of an arena, or where the
+// tail is now.
+func (q *MmapQueue) couldFit(n int) bool {
+	need := func(pos int64) int64 {
+		arenas := (q.s.recordEnd(pos, n)-1)/int64(q.s.size) - pos/int64(q.s.size) + 1
+		return arenas*int64(q.s.size) + int64(len(q.consumers)+2)*metaSize
+	}
+	return min(need(0), need(q.tail.pos)) <= q.conf.maxDiskUsage
+}
+
+// dropOldest makes room for records up to position end under the disk
+// cap, with SetDropOldest: it moves the head, and every consumer behind
+// it, to the first message of the next arena, and retires the arenas
+// before it, until the records fit or only the tail's arena is left.
+// Consumers that had not read the dropped messages resume at the oldest
+// kept one; the jump shows in the offsets they read.
+func (q *MmapQueue) dropOldest(end int64) error {
+	for q.diskUsage(end) > q.conf.maxDiskUsage {
+		next := q.s.messageArena(q.head.pos) + 1
+		if next > q.s.messageArena(q.tail.pos) {
+			return nil // nothing but the tail's arena is left
+		}
+		head := q.tail
+		if e, ok := q.s.idx.atOrAfter(next * int64(q.s.size)); ok && e.pos < q.tail.pos {
+			head = e
+		}
+		for _, st := range q.allConsumers() {
+			if st.cursor.pos < head.pos {
+				st.cursor = head
+			}
+			if st.committed.pos < head.pos {
+				st.setCommitted(head)
+			}
+		}
+		if err := q.syncConsumers(); err != nil {
+			return err
+		}
+		if err := q.syncIndex(head, q.syncedTail); err != nil {
+			return err
+		}
+		if err := q.retireBefore(head, false); err != nil {
+			return err
+		}
+		if err := q.s.am.waitReaped(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -176,6 +233,9 @@ func (q *MmapQueue) retireBefore(head position, async bool) error {
 	}
 	q.s.idx.dropBefore(last)
 	am.startReap()
+	if first < last {
+		q.wakeRoomWaiters()
+	}
 	// A window open on a retired arena would keep a deleted file's blocks
 	// allocated (and a spare's name stale) until its consumer reads
 	// another arena.

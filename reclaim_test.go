@@ -345,3 +345,41 @@ func TestSmallestDiskCapNeverWedges(t *testing.T) {
 		})
 	}
 }
+
+// TestDropOldest: under a cap with SetDropOldest, Enqueue never returns
+// ErrQueueFull for a message that fits; the oldest arenas go, read or not;
+// a consumer that fell behind resumes at the oldest message kept, and the
+// jump shows in the offsets it reads; the disk stays under the cap.
+func TestDropOldest(t *testing.T) {
+	dir := t.TempDir()
+	limit := minDiskUsage(testArenaSize) + testArenaSize
+	q := smallQueue(t, dir, SetMaxDiskUsage(limit), SetDropOldest())
+	slow, err := q.NewConsumer("slow")
+	require.NoError(t, err)
+	const n = 500
+	for i := range uint64(n) {
+		require.NoError(t, q.Enqueue(seqMessage(i, messageSize(i))), "message %d", i)
+		if i%50 == 0 {
+			st, err := q.Stats()
+			require.NoError(t, err)
+			require.LessOrEqual(t, int64(st.Arenas)*testArenaSize+3*metaSize, limit)
+		}
+	}
+	_, err = q.NewConsumer("x")
+	require.NoError(t, err)
+	require.NoError(t, q.DeleteConsumer("x"))
+	require.ErrorIs(t, q.Enqueue(make([]byte, 4*testArenaSize)), ErrQueueFull, "a message that can never fit")
+
+	oldest, next := q.Offsets()
+	require.Equal(t, uint64(n), next)
+	require.Positive(t, oldest, "the oldest messages were dropped")
+	m, err := slow.Read()
+	require.NoError(t, err)
+	require.Equal(t, oldest, m.Offset, "the slow consumer resumes at the oldest kept message")
+	requireSeqMessage(t, m.Data, m.Offset, messageSize(m.Offset))
+	// The default consumer, behind too, jumped as well.
+	msg, err := q.Dequeue()
+	require.NoError(t, err)
+	requireSeqMessage(t, msg, oldest, messageSize(oldest))
+	require.NoError(t, q.Check())
+}

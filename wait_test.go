@@ -3,6 +3,7 @@ package bigqueue
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
 	"testing"
@@ -189,4 +190,68 @@ func TestDeleteConsumerWakesItsWaiters(t *testing.T) {
 	}
 	require.NoError(t, q.EnqueueString("for other"))
 	require.Equal(t, "for other", string(<-otherDone))
+}
+
+// TestEnqueueWaitForRoom: at the disk cap, EnqueueWait waits instead of
+// returning ErrQueueFull, and returns once a consumer has read past an
+// arena; it returns ctx.Err() when its context ends and ErrClosed on Close.
+// A message that could never fit gets ErrQueueFull at once.
+func TestEnqueueWaitForRoom(t *testing.T) {
+	q := smallQueue(t, t.TempDir(), SetMaxDiskUsage(minDiskUsage(testArenaSize)))
+	seq := uint64(0)
+	for {
+		err := q.Enqueue(seqMessage(seq, 500))
+		if errors.Is(err, ErrQueueFull) {
+			break
+		}
+		require.NoError(t, err)
+		seq++
+	}
+	require.ErrorIs(t, q.EnqueueWait(context.Background(), make([]byte, 3*testArenaSize)), ErrQueueFull,
+		"a message that never fits does not wait")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, q.EnqueueWait(ctx, seqMessage(seq, 500)), context.Canceled)
+
+	done := make(chan error, 1)
+	go func() { done <- q.EnqueueWait(context.Background(), seqMessage(seq, 500)) }()
+	for { // it is waiting: a condition, not a guess
+		q.mu.Lock()
+		waiting := q.roomWaiters != nil
+		q.mu.Unlock()
+		if waiting {
+			break
+		}
+		runtime.Gosched()
+	}
+	// Reading the first arena makes room.
+	for i := uint64(0); q.s.messageArena(q.def.committed.pos) == 0; i++ {
+		msg, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, msg, i, 500)
+	}
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("EnqueueWait still blocked 10s after the consumer made room")
+	}
+	require.Equal(t, uint64(seq+1), func() uint64 { _, n := q.Offsets(); return n }())
+
+	// Full again; Close wakes the waiter with ErrClosed.
+	for q.Enqueue(seqMessage(0, 500)) == nil {
+	}
+	go func() { done <- q.EnqueueWait(context.Background(), seqMessage(0, 500)) }()
+	for {
+		q.mu.Lock()
+		waiting := q.roomWaiters != nil
+		q.mu.Unlock()
+		if waiting {
+			break
+		}
+		runtime.Gosched()
+	}
+	require.NoError(t, q.Close())
+	require.ErrorIs(t, <-done, ErrClosed)
 }
