@@ -85,7 +85,7 @@ func TestRenamedDirectory(t *testing.T) {
 	require.NoError(t, os.Rename(old, moved))
 	require.NoError(t, os.Mkdir(old, 0o755))
 
-	c, err := q.NewConsumer("late")
+	_, err := q.NewConsumer("late")
 	require.NoError(t, err)
 	for i := range uint64(40) {
 		require.NoError(t, q.Enqueue(seqMessage(i, 300)))
@@ -94,9 +94,8 @@ func TestRenamedDirectory(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, q.Flush())
 	require.NoError(t, q.DeleteConsumer("late"))
-	c, err = q.NewConsumer("kept")
+	_, err = q.NewConsumer("kept")
 	require.NoError(t, err)
-	_ = c
 	require.NoError(t, q.Close())
 
 	entries, err := os.ReadDir(old)
