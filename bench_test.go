@@ -448,20 +448,9 @@ func BenchmarkSeek(b *testing.B) {
 		b.Run(fmt.Sprintf("Arenas-%d/MaxMem-%s", arenas, bc.name), func(b *testing.B) {
 			dir := b.TempDir()
 			opts := []Option{SetArenaSize(4096), SetMaxInMemArenas(bc.maxMem), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+			fillArenas(b, dir, arenas, opts)
 			q, err := NewMmapQueue(dir, opts...)
 			if err != nil {
-				b.Fatal(err)
-			}
-			msg := bytes.Repeat([]byte("s"), 128)
-			for q.tail.pos < int64(arenas)*4096 {
-				if err := q.Enqueue(msg); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := q.Close(); err != nil {
-				b.Fatal(err)
-			}
-			if q, err = NewMmapQueue(dir, opts...); err != nil {
 				b.Fatal(err)
 			}
 			defer func() { _ = q.Close() }()
@@ -493,19 +482,7 @@ func BenchmarkOpen(b *testing.B) {
 		b.Run(fmt.Sprintf("Arenas-%d", arenas), func(b *testing.B) {
 			dir := b.TempDir()
 			opts := []Option{SetArenaSize(4096), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
-			q, err := NewMmapQueue(dir, opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			msg := bytes.Repeat([]byte("o"), 128)
-			for q.tail.pos < int64(arenas)*4096 {
-				if err := q.Enqueue(msg); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := q.Close(); err != nil {
-				b.Fatal(err)
-			}
+			fillArenas(b, dir, arenas, opts)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -520,5 +497,23 @@ func BenchmarkOpen(b *testing.B) {
 				b.StartTimer()
 			}
 		})
+	}
+}
+
+// fillArenas fills a new queue in dir with 128-byte messages up to the
+// end of its arenas-th arena of 4 KiB, and closes it.
+func fillArenas(b *testing.B, dir string, arenas int, opts []Option) {
+	q, err := NewMmapQueue(dir, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte("m"), 128)
+	for q.tail.pos < int64(arenas)*4096 {
+		if err := q.Enqueue(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := q.Close(); err != nil {
+		b.Fatal(err)
 	}
 }

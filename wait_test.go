@@ -133,11 +133,16 @@ func TestDequeueWaitWokenByEnqueue(t *testing.T) {
 // register under the lock before they block, so this is a condition, not a
 // guess at timing.
 func waitForWaiter(q *MmapQueue) {
+	waitUntil(q, func() bool { return q.waiters != nil })
+}
+
+// waitUntil returns once cond, evaluated under q's lock, holds.
+func waitUntil(q *MmapQueue, cond func() bool) {
 	for {
 		q.mu.Lock()
-		blocked := q.waiters != nil
+		ok := cond()
 		q.mu.Unlock()
-		if blocked {
+		if ok {
 			return
 		}
 		runtime.Gosched()
@@ -170,15 +175,7 @@ func TestDeleteConsumerWakesItsWaiters(t *testing.T) {
 		}
 		otherDone <- msg
 	}()
-	for { // all three block before the delete: a condition, not a guess
-		q.mu.Lock()
-		n := q.waiting
-		q.mu.Unlock()
-		if n == 3 {
-			break
-		}
-		runtime.Gosched()
-	}
+	waitUntil(q, func() bool { return q.waiting == 3 }) // all three block before the delete
 	require.NoError(t, q.DeleteConsumer("doomed"))
 	for range 2 {
 		select {
@@ -216,15 +213,7 @@ func TestEnqueueWaitForRoom(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- q.EnqueueWait(context.Background(), seqMessage(seq, 500)) }()
-	for { // it is waiting: a condition, not a guess
-		q.mu.Lock()
-		waiting := q.roomWaiters != nil
-		q.mu.Unlock()
-		if waiting {
-			break
-		}
-		runtime.Gosched()
-	}
+	waitUntil(q, func() bool { return q.roomWaiters != nil }) // it waits: a condition, not a guess
 	// Reading the first arena makes room.
 	for i := uint64(0); q.s.messageArena(q.def.committed.pos) == 0; i++ {
 		msg, err := q.Dequeue()
@@ -243,15 +232,7 @@ func TestEnqueueWaitForRoom(t *testing.T) {
 	for q.Enqueue(seqMessage(0, 500)) == nil {
 	}
 	go func() { done <- q.EnqueueWait(context.Background(), seqMessage(0, 500)) }()
-	for {
-		q.mu.Lock()
-		waiting := q.roomWaiters != nil
-		q.mu.Unlock()
-		if waiting {
-			break
-		}
-		runtime.Gosched()
-	}
+	waitUntil(q, func() bool { return q.roomWaiters != nil })
 	require.NoError(t, q.Close())
 	require.ErrorIs(t, <-done, ErrClosed)
 }
