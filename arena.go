@@ -42,9 +42,10 @@ var allocateFile = allocate
 // below the tail, which is always allocated; a hole reads as zeros, which
 // never parse as a record.
 
-// mmapFile maps a file; a variable so that tests can inject ENOMEM.
-var mmapFile = func(fd int, size int) ([]byte, error) {
-	return unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+// mmapFile maps a file with protection prot; a variable so that tests can
+// inject ENOMEM.
+var mmapFile = func(fd int, size, prot int) ([]byte, error) {
+	return unix.Mmap(fd, 0, size, prot, unix.MAP_SHARED)
 }
 
 // openat opens name in the directory dirFd, retrying on EINTR. Arena files
@@ -120,13 +121,20 @@ func createArenaFile(dirFd int, name, path string, size int) error {
 
 // openArena maps the arena file at path (name in dirFd), creating and
 // allocating it first when create is set (see openArenaFile).
-func openArena(dirFd int, path string, id int64, size int, create bool) (*arena, error) {
-	fd, err := openArenaFile(dirFd, filepath.Base(path), path, size, unix.O_RDWR, create)
+//
+// With readOnly set (a reader, OpenReader), the file is opened and mapped
+// for reading only, and create must be false.
+func openArena(dirFd int, path string, id int64, size int, create, readOnly bool) (*arena, error) {
+	flags, prot := unix.O_RDWR, unix.PROT_READ|unix.PROT_WRITE
+	if readOnly {
+		flags, prot = unix.O_RDONLY, unix.PROT_READ
+	}
+	fd, err := openArenaFile(dirFd, filepath.Base(path), path, size, flags, create)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = unix.Close(fd) }()
-	data, err := mapArena(fd, size)
+	data, err := mapArena(fd, size, prot)
 	if err != nil {
 		return nil, errorf("map arena %s: %w", path, err)
 	}
@@ -139,8 +147,8 @@ func openArena(dirFd int, path string, id int64, size int, create bool) (*arena,
 
 // mapArena and unmapArena are the only places a mapping of an arena is
 // made or released, and so the only places mappedArenas changes.
-func mapArena(fd, size int) ([]byte, error) {
-	data, err := mmapFile(fd, size)
+func mapArena(fd, size, prot int) ([]byte, error) {
+	data, err := mmapFile(fd, size, prot)
 	if err == nil {
 		mappedArenas.Add(1)
 	}

@@ -63,6 +63,10 @@ type arenaManager struct {
 	reapMu  sync.Mutex
 	reapErr error
 
+	// readOnly is set for a reader's manager (OpenReader): arenas are
+	// mapped for reading only, and none is created, retired or deleted.
+	readOnly bool
+
 	// ahead enables creating the writer's next arena file ahead of it
 	// (createahead.go); creating is the creation under way, or nil.
 	ahead    bool
@@ -212,7 +216,7 @@ func (m *arenaManager) load(id int64, create bool) (*arena, error) {
 		}
 	}
 	for {
-		a, err := openArena(m.dirFd, m.path(id), id, m.size, create)
+		a, err := openArena(m.dirFd, m.path(id), id, m.size, create, m.readOnly)
 		if err == nil {
 			m.mapped[id] = a
 			m.pushFront(a)

@@ -66,12 +66,12 @@ func TestMmapENOMEMEvicts(t *testing.T) {
 	mappedBefore := len(q.s.am.mapped)
 	q.mu.Unlock()
 	refusals := 0
-	mmapFile = func(fd, size int) ([]byte, error) {
+	mmapFile = func(fd, size, prot int) ([]byte, error) {
 		if refusals < 2 {
 			refusals++
 			return nil, errENOMEMForTest
 		}
-		return real(fd, size)
+		return real(fd, size, prot)
 	}
 	c, err := q.NewConsumer("c") // reads from arena 0, which stays mapped
 	require.NoError(t, err)

@@ -16,10 +16,11 @@ import (
 // named consumers come from NewConsumer. Every method is safe for concurrent
 // use.
 type MmapQueue struct {
-	// Set by NewMmapQueue and only read afterwards.
-	dir  string
-	d    qdir // the directory, held open; closed by release
-	conf config
+	// Set by NewMmapQueue or OpenReader and only read afterwards.
+	dir    string
+	reader bool // opened by OpenReader: reads what a writer publishes (reader.go)
+	d      qdir // the directory, held open; closed by release
+	conf   config
 
 	// mu guards every field from here to the flusher's, the arenas and
 	// their files (through s), and the state of every consumer
@@ -124,7 +125,7 @@ func (q *MmapQueue) open() error {
 			return err
 		}
 	}
-	idx, size, err := openIndex(q.d)
+	idx, size, err := openIndex(q.d, false)
 	if err != nil {
 		return err
 	}
@@ -205,8 +206,8 @@ func (q *MmapQueue) allConsumers() []*consumerState {
 func (q *MmapQueue) Enqueue(message []byte) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return ErrClosed
+	if err := q.writable(); err != nil {
+		return err
 	}
 	return q.enqueueLocked(message)
 }
@@ -222,9 +223,9 @@ func (q *MmapQueue) EnqueueWait(ctx context.Context, message []byte) error {
 			return err
 		}
 		q.mu.Lock()
-		if q.closed {
+		if err := q.writable(); err != nil {
 			q.mu.Unlock()
-			return ErrClosed
+			return err
 		}
 		err := q.enqueueLocked(message)
 		if !errors.Is(err, ErrQueueFull) || !q.couldFit(len(message)) {
@@ -275,8 +276,8 @@ func (q *MmapQueue) EnqueueString(message string) error {
 func (q *MmapQueue) EnqueueBatch(messages [][]byte) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return ErrClosed
+	if err := q.writable(); err != nil {
+		return err
 	}
 	if len(messages) == 0 {
 		return nil
@@ -335,7 +336,10 @@ func (q *MmapQueue) Close() error {
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	err := joinErrors(q.takeAsyncError(), q.flushLocked())
+	var err error
+	if !q.reader {
+		err = joinErrors(q.takeAsyncError(), q.flushLocked())
+	}
 	if rerr := q.release(); rerr != nil {
 		err = joinErrors(err, errorf("close: %w", rerr))
 	}

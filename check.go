@@ -16,6 +16,9 @@ func (q *MmapQueue) Check() (err error) {
 		q.mu.Unlock()
 		return ErrClosed
 	}
+	if q.reader {
+		q.refresh()
+	}
 	head, tail := q.head, q.tail
 	waiting := make(map[int64][]string)
 	for _, st := range q.allConsumers() {
@@ -72,6 +75,9 @@ func (q *MmapQueue) checkArena(w *window, at, tail position, waiting map[int64][
 		return at, false, ErrClosed
 	}
 	jumped := false
+	if q.reader {
+		q.refresh()
+	}
 	if at.pos < q.head.pos {
 		if q.head.pos >= tail.pos {
 			return tail, true, nil // everything Check was to see is gone
@@ -86,6 +92,12 @@ func (q *MmapQueue) checkArena(w *window, at, tail position, waiting map[int64][
 		delete(waiting, q.s.recordStart(at.pos))
 		next, _, err := q.s.verify(w, at.pos, tail.pos)
 		if err != nil {
+			if q.reader {
+				// The writer may have retired the arena meanwhile.
+				if q.refresh(); at.pos < q.head.pos {
+					return at, jumped, nil
+				}
+			}
 			return at, jumped, errorf("check: message %d: %w", at.seq, err)
 		}
 		at = position{next, at.seq + 1}

@@ -52,6 +52,8 @@ func TestCrashChild(t *testing.T) {
 		fullDiskChild(t, dir)
 	case "reader":
 		readerChild(t, dir, arg)
+	case "writer":
+		writerChild(t, dir, arg)
 	default:
 		t.Fatalf("unknown child mode %q", mode)
 	}

@@ -130,6 +130,9 @@ func (c *Consumer) Cursor() uint64 {
 func (q *MmapQueue) Offsets() (oldest, next uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.reader && !q.closed {
+		q.refresh()
+	}
 	return uint64(q.head.seq), uint64(q.tail.seq)
 }
 

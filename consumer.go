@@ -118,9 +118,9 @@ func createConsumerFile(d qdir, fileName, name string, at position) error {
 
 // openConsumerFile maps a consumer file and decodes its name and position,
 // preferring the live slot and falling back to the last durable one.
-func openConsumerFile(d qdir, file string) (*consumerState, error) {
+func openConsumerFile(d qdir, file string, readOnly bool) (*consumerState, error) {
 	path := d.join(file)
-	mf, err := openMetaFile(d, file, consumerMagic)
+	mf, err := openMetaFile(d, file, consumerMagic, readOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,7 @@ func openConsumerFile(d qdir, file string) (*consumerState, error) {
 
 // loadConsumers opens the default consumer and every named consumer in dir.
 func (q *MmapQueue) loadConsumers(names []string) error {
-	def, err := openConsumerFile(q.d, defaultConsumerFile)
+	def, err := openConsumerFile(q.d, defaultConsumerFile, q.reader)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 		return errorf("%s: default consumer file holds name %q: %w", def.mf.path, def.name, ErrCorrupt)
 	}
 	for _, file := range names {
-		st, err := openConsumerFile(q.d, file)
+		st, err := openConsumerFile(q.d, file, q.reader)
 		if err != nil {
 			return err
 		}
@@ -183,8 +183,8 @@ func (q *MmapQueue) NewConsumer(name string) (*Consumer, error) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return nil, ErrClosed
+	if err := q.writable(); err != nil {
+		return nil, err
 	}
 	st, err := q.consumer(name, q.head)
 	if err != nil {
@@ -206,6 +206,9 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if err := q.writable(); err != nil {
+		return nil, err
+	}
 	if err := q.usable(from.st); err != nil {
 		return nil, err
 	}
@@ -232,7 +235,7 @@ func (q *MmapQueue) consumer(name string, at position) (*consumerState, error) {
 	if err := createConsumerFile(q.d, file, name, at); err != nil {
 		return nil, errorf("new consumer %q: %w", name, err)
 	}
-	st, err := openConsumerFile(q.d, file)
+	st, err := openConsumerFile(q.d, file, false)
 	if err != nil {
 		return nil, errorf("new consumer %q: %w", name, err)
 	}
@@ -263,8 +266,8 @@ func (q *MmapQueue) Consumers() []string {
 func (q *MmapQueue) DeleteConsumer(name string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return ErrClosed
+	if err := q.writable(); err != nil {
+		return err
 	}
 	st, ok := q.consumers[name]
 	if !ok {

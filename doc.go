@@ -45,6 +45,17 @@ still be trusted, and Seek to the first offset of any later arena always
 works. The queue keeps every message at or after any consumer's cursor or
 committed offset, and SetRetention keeps consumed ones for replay.
 
+# Readers beside the writer
+
+One MmapQueue writes a directory (NewMmapQueue takes an advisory lock);
+OpenReader opens it beside that writer, in another process or the same one,
+without the lock and without changing a file. A reader sees a message as soon
+as Enqueue has returned in the writer: the writer publishes the tail in the
+live slot of index.dat with a release store, and the reader verifies every
+record it reads (reader.go states the protocol). In this version a reader has
+Peek, Len, IsEmpty, Offsets, Stats and Check; named consumers in a reader are
+to come, and what would change the queue returns ErrReadOnly.
+
 # Durability
 
 What survives a crash, as a contract:

@@ -56,6 +56,11 @@ var (
 	// SetMaxDiskUsage cap below two arenas and the meta files.
 	ErrTooSmallMaxDiskUsage = newSentinel("too small disk usage cap")
 
+	// ErrReadOnly is returned by a queue opened with OpenReader for what
+	// would change the queue: Enqueue, EnqueueBatch, EnqueueWait and the
+	// default consumer's Dequeue methods.
+	ErrReadOnly = newSentinel("queue is open for reading only")
+
 	// ErrLocked is returned by NewMmapQueue when another MmapQueue, in this
 	// process or another one, already has the directory open.
 	ErrLocked = newSentinel("queue directory is locked by another user")

@@ -14,6 +14,9 @@ func (q *MmapQueue) Flush() error {
 	if q.closed {
 		return ErrClosed
 	}
+	if q.reader {
+		return nil // a reader has nothing of its own to make durable
+	}
 	return joinErrors(q.takeAsyncError(), q.flushLocked())
 }
 

@@ -41,8 +41,8 @@ func createIndex(d qdir, arenaSize int) error {
 
 // openIndex maps the index of dir and returns it with the arena size it
 // records.
-func openIndex(d qdir) (*metaFile, int, error) {
-	m, err := openMetaFile(d, indexName, indexMagic)
+func openIndex(d qdir, readOnly bool) (*metaFile, int, error) {
+	m, err := openMetaFile(d, indexName, indexMagic, readOnly)
 	if err != nil {
 		return nil, 0, err
 	}

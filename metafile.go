@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -116,10 +118,16 @@ func checkMetaImage(path string, b []byte, magic [8]byte) error {
 	return nil
 }
 
-// openMetaFile maps the file name of d and validates its header.
-func openMetaFile(d qdir, name string, magic [8]byte) (*metaFile, error) {
+// openMetaFile maps the file name of d and validates its header. With
+// readOnly set (a reader, OpenReader), it is opened and mapped for reading
+// only.
+func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile, error) {
 	path := d.join(name)
-	fd, err := openat(d.fd, name, unix.O_RDWR)
+	flags, prot := unix.O_RDWR, unix.PROT_READ|unix.PROT_WRITE
+	if readOnly {
+		flags, prot = unix.O_RDONLY, unix.PROT_READ
+	}
+	fd, err := openat(d.fd, name, flags)
 	if err != nil {
 		perr := &fs.PathError{Op: "open", Path: path, Err: err}
 		if errors.Is(err, unix.ENOENT) {
@@ -136,7 +144,7 @@ func openMetaFile(d qdir, name string, magic [8]byte) (*metaFile, error) {
 	if fi.Size() < metaSize {
 		return nil, errorf("%s is %d bytes, want %d: %w", path, fi.Size(), metaSize, ErrCorrupt)
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, metaSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	data, err := unix.Mmap(int(f.Fd()), 0, metaSize, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, errorf("map %s: %w", path, err)
 	}
@@ -197,8 +205,38 @@ func (m *metaFile) setLive(pos, seq int64) {
 	binary.LittleEndian.PutUint64(b[0:], uint64(pos))
 	binary.LittleEndian.PutUint64(b[8:], uint64(seq))
 	binary.LittleEndian.PutUint64(b[16:], m.liveGen)
-	binary.LittleEndian.PutUint32(b[liveDataSize:], crc32.Checksum(b[:liveDataSize], castagnoli))
+	// The checksum is stored last, atomically: a release, so that a reader
+	// in another process that loads it (liveShared, an acquire) and finds
+	// it matching sees the slot's position, and every record byte written
+	// before it. (Go's atomics are sequentially consistent: STLR/LDAR on
+	// arm64; on amd64 every store is a release anyway.)
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[liveDataSize])), crc32.Checksum(b[:liveDataSize], castagnoli))
 	m.liveNext = 1 - m.liveNext
+}
+
+// liveShared returns the newest live position as another process's writer
+// publishes it: each slot is read as a seqlock, checksum first (an
+// acquire), then the data, then the checksum again, and kept only when the
+// data match a checksum that did not change meanwhile. ok is false when no
+// slot could be read whole (the writer was rewriting both).
+func (m *metaFile) liveShared() (pos, seq int64, ok bool) {
+	var gen uint64
+	for j := range 2 {
+		b := m.liveSlot(j)
+		crcp := (*uint32)(unsafe.Pointer(&b[liveDataSize]))
+		crc := atomic.LoadUint32(crcp)
+		var data [liveDataSize]byte
+		copy(data[:], b[:liveDataSize])
+		if atomic.LoadUint32(crcp) != crc || crc32.Checksum(data[:], castagnoli) != crc {
+			continue
+		}
+		g := binary.LittleEndian.Uint64(data[16:])
+		if g == 0 || (ok && g <= gen) {
+			continue
+		}
+		pos, seq, gen, ok = int64(binary.LittleEndian.Uint64(data[0:])), int64(binary.LittleEndian.Uint64(data[8:])), g, true
+	}
+	return pos, seq, ok
 }
 
 // slot decodes durable slot i; ok is false if its checksum fails.

@@ -30,8 +30,19 @@ func (q *MmapQueue) Peek() ([]byte, error) { return q.peek(q.def) }
 // returns ctx.Err() when ctx ends first and ErrClosed when the queue is
 // closed while it waits. An Enqueue wakes it; it does not poll.
 func (q *MmapQueue) DequeueWait(ctx context.Context) ([]byte, error) {
+	if err := q.readerDequeue(); err != nil {
+		return nil, err
+	}
 	m, err := q.wait(ctx, q.def, true)
 	return m.Data, err
+}
+
+// readerDequeue returns ErrReadOnly in a reader.
+func (q *MmapQueue) readerDequeue() error {
+	if q.reader {
+		return errorf("%s is open for reading: %w", q.dir, ErrReadOnly)
+	}
+	return nil
 }
 
 // IsEmpty reports whether the default consumer has read every message. It
@@ -88,7 +99,13 @@ func (q *MmapQueue) usable(st *consumerState) error {
 func (q *MmapQueue) isEmpty(st *consumerState) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.usable(st) != nil || st.cursor.pos >= q.tail.pos
+	if q.usable(st) != nil {
+		return true
+	}
+	if q.reader {
+		q.refresh()
+	}
+	return st.cursor.pos >= q.tail.pos
 }
 
 func (q *MmapQueue) length(st *consumerState) int {
@@ -97,6 +114,9 @@ func (q *MmapQueue) length(st *consumerState) int {
 	if q.usable(st) != nil {
 		return 0
 	}
+	if q.reader {
+		q.refresh()
+	}
 	return int(q.tail.seq - st.cursor.seq)
 }
 
@@ -104,6 +124,9 @@ func (q *MmapQueue) dequeue(st *consumerState, dst []byte) ([]byte, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if err := q.usable(st); err != nil {
+		return dst, err
+	}
+	if err := q.writable(); err != nil {
 		return dst, err
 	}
 	out, _, err := q.readLocked(st, dst, true)
@@ -116,8 +139,23 @@ func (q *MmapQueue) peek(st *consumerState) ([]byte, error) {
 	if err := q.usable(st); err != nil {
 		return nil, err
 	}
-	out, _, err := q.readLocked(st, nil, false)
-	return out, err
+	if !q.reader {
+		out, _, err := q.readLocked(st, nil, false)
+		return out, err
+	}
+	// A reader: the writer may retire the arena under a stale position;
+	// a head that moved on says so, and the read is tried again.
+	for {
+		q.refresh()
+		head := q.head
+		out, _, err := q.readLocked(st, nil, false)
+		if err == nil || !errors.Is(err, ErrCorrupt) {
+			return out, err
+		}
+		if q.refresh(); q.head == head {
+			return nil, err
+		}
+	}
 }
 
 func (q *MmapQueue) dequeueString(st *consumerState) (string, error) {

@@ -33,6 +33,9 @@ func (q *MmapQueue) Stats() (Stats, error) {
 	if q.closed {
 		return Stats{}, ErrClosed
 	}
+	if q.reader {
+		q.refresh()
+	}
 	s := Stats{
 		ArenaSize: q.conf.arenaSize,
 		Arenas:    q.s.am.count(),

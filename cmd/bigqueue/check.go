@@ -29,7 +29,7 @@ func runCheck(e *env, args []string) error {
 	}
 	dir := pos[0]
 
-	q, err := openQueue(dir, false, 0)
+	q, err := openToInspect(dir)
 	if err != nil {
 		return err
 	}

@@ -90,3 +90,27 @@ func closeQueue(q *bigqueue.MmapQueue) error {
 	}
 	return errors.Join(errs...)
 }
+
+// openToInspect opens the queue in dir for stat and check: as its writer
+// when nobody has it open, and as a reader (bigqueue.OpenReader) beside the
+// program that has it open otherwise.
+func openToInspect(dir string) (*bigqueue.MmapQueue, error) {
+	if dir == "" {
+		return nil, errors.New("the queue directory is an empty string")
+	}
+	size, err := bigqueue.ReadArenaSize(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, errorf("no queue in %s", dir)
+	case err != nil:
+		return nil, describeOpenError(dir, err)
+	}
+	q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(size))
+	if errors.Is(err, bigqueue.ErrLocked) {
+		q, err = bigqueue.OpenReader(dir, bigqueue.SetArenaSize(size))
+	}
+	if err != nil {
+		return nil, describeOpenError(dir, err)
+	}
+	return q, nil
+}

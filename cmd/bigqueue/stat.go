@@ -56,7 +56,7 @@ func runStat(e *env, args []string) error {
 	}
 	dir := pos[0]
 
-	q, err := openQueue(dir, false, 0)
+	q, err := openToInspect(dir)
 	if err != nil {
 		return err
 	}
