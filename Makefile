@@ -10,7 +10,7 @@ RELEASE_VERSION := v0.1.0
 
 .PHONY: test vet tidy tidy-check release-check bench sidebyside compare lint fuzz
 
-## test: format and vet checks (also for macOS), tidy modules, every module's
+## test: format and vet checks (also for macOS and arm64), tidy modules, every module's
 ##       tests with -race, then the release check. The fuzz targets' seed
 ##       corpora run as part of the library's tests.
 test: vet tidy-check
@@ -39,7 +39,7 @@ release-check:
 
 vet:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	@for m in $(MODULES); do (cd $$m && echo "vet $$m" && $(GO) vet ./... && GOOS=darwin $(GO) vet ./...) || exit 1; done
+	@for m in $(MODULES); do (cd $$m && echo "vet $$m" && $(GO) vet ./... && GOOS=darwin $(GO) vet ./... && GOARCH=arm64 $(GO) vet ./...) || exit 1; done
 
 ## bench: the library's benchmarks (the reference's names, plus parallel,
 ##        batch, flush and restart cases). BENCH selects, COUNT repeats.
