@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // MmapQueue is a persistent FIFO queue kept in a directory of memory-mapped
@@ -28,11 +30,13 @@ type MmapQueue struct {
 	// unexported helper that does the work.
 	mu       sync.Mutex
 	closed   bool
-	lockFile *os.File  // the LOCK file, flocked from open to Close
-	idx      *metaFile // index.dat: durable head and tail, live tail
-	s        stream    // the records in the arena files
-	head     position  // oldest message kept; new consumers start here
-	tail     position  // where the next record is written
+	lockFile *os.File // the LOCK file, flocked from open to Close
+	// reclaimFd is the reclaim lock's file (shared.go), or -1.
+	reclaimFd int
+	idx       *metaFile // index.dat: durable head and tail, live tail
+	s         stream    // the records in the arena files
+	head      position  // oldest message kept; new consumers start here
+	tail      position  // where the next record is written
 
 	syncedTail position // tail as of the last flush
 	syncedHead position // head as of the last flush
@@ -95,6 +99,7 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 		d:         d,
 		conf:      conf,
 		lockFile:  lockFile,
+		reclaimFd: -1,
 		consumers: make(map[string]*consumerState),
 		flushReq:  make(chan struct{}, 1),
 		quit:      make(chan struct{}),
@@ -120,6 +125,12 @@ func (q *MmapQueue) open() error {
 	if err := removeTemps(q.d, l.temps); err != nil {
 		return err
 	}
+	// The reclaim lock's file, made here so that readers need not make it.
+	fd, err := openat(q.d.fd, reclaimLockName, unix.O_RDWR|unix.O_CREAT)
+	if err != nil {
+		return errorf("open %s: %w", q.d.join(reclaimLockName), err)
+	}
+	q.reclaimFd = fd
 	if !l.index {
 		if err := q.create(l); err != nil {
 			return err
@@ -171,7 +182,7 @@ func (q *MmapQueue) create(l dirListing) error {
 func (q *MmapQueue) release() error {
 	var errs []error
 	for _, st := range q.allConsumers() {
-		errs = append(errs, st.mf.close(), st.win.close())
+		errs = append(errs, releaseConsumer(st), st.mf.close(), st.win.close())
 	}
 	if q.s.idx != nil {
 		errs = append(errs, q.s.idx.close())
@@ -184,6 +195,9 @@ func (q *MmapQueue) release() error {
 	}
 	if q.lockFile != nil {
 		errs = append(errs, q.lockFile.Close())
+	}
+	if q.reclaimFd >= 0 {
+		errs = append(errs, unix.Close(q.reclaimFd))
 	}
 	errs = append(errs, q.d.close())
 	return joinErrors(errs...)
@@ -339,6 +353,8 @@ func (q *MmapQueue) Close() error {
 	var err error
 	if !q.reader {
 		err = joinErrors(q.takeAsyncError(), q.flushLocked())
+	} else {
+		err = q.syncConsumers()
 	}
 	if rerr := q.release(); rerr != nil {
 		err = joinErrors(err, errorf("close: %w", rerr))

@@ -54,6 +54,8 @@ func TestCrashChild(t *testing.T) {
 		readerChild(t, dir, arg)
 	case "writer":
 		writerChild(t, dir, arg)
+	case "osreader":
+		osReaderChild(t, dir, arg)
 	default:
 		t.Fatalf("unknown child mode %q", mode)
 	}

@@ -31,6 +31,9 @@ func (c *Consumer) Read() (Message, error) {
 	if err := c.q.usable(c.st); err != nil {
 		return Message{}, err
 	}
+	if c.q.reader {
+		c.q.refresh()
+	}
 	return c.q.readNextLocked(c.st)
 }
 
@@ -85,6 +88,9 @@ func (c *Consumer) CommitOffset(next uint64) error {
 	if err := c.q.usable(c.st); err != nil {
 		return err
 	}
+	if c.q.reader {
+		c.q.refresh()
+	}
 	p, err := c.q.positionOf(next, &c.st.win)
 	if err != nil {
 		return errorf("consumer %q: commit: %w", c.st.name, err)
@@ -101,6 +107,9 @@ func (c *Consumer) Seek(offset uint64) error {
 	defer c.q.mu.Unlock()
 	if err := c.q.usable(c.st); err != nil {
 		return err
+	}
+	if c.q.reader {
+		c.q.refresh()
 	}
 	p, err := c.q.positionOf(offset, &c.st.win)
 	if err != nil {

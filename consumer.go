@@ -4,8 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"slices"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Each consumer, the default one included, has a meta file (see
@@ -48,6 +52,7 @@ type consumerState struct {
 	synced    position // what the last Flush made durable
 	deleted   bool
 	win       window // reads arenas that are not mapped
+	held      int    // this process's flock on the file (shared.go), or -1
 }
 
 // low returns the position before which the consumer needs nothing.
@@ -129,7 +134,7 @@ func openConsumerFile(d qdir, file string, readOnly bool) (*consumerState, error
 		_ = mf.close()
 		return nil, errorf("%s: name length %d out of range: %w", path, n, ErrCorrupt)
 	}
-	st := &consumerState{name: string(mf.static()[:n]), mf: mf}
+	st := &consumerState{name: string(mf.static()[:n]), mf: mf, held: -1}
 	_, v, ok := mf.durable()
 	if !ok {
 		_ = mf.close()
@@ -183,10 +188,10 @@ func (q *MmapQueue) NewConsumer(name string) (*Consumer, error) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.writable(); err != nil {
-		return nil, err
+	if q.closed {
+		return nil, ErrClosed
 	}
-	st, err := q.consumer(name, q.head)
+	st, err := q.consumer(name, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -206,13 +211,10 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.writable(); err != nil {
-		return nil, err
-	}
 	if err := q.usable(from.st); err != nil {
 		return nil, err
 	}
-	st, err := q.consumer(name, from.st.committed)
+	st, err := q.consumer(name, &from.st.committed)
 	if err != nil {
 		return nil, err
 	}
@@ -227,17 +229,56 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 
 // consumer returns the state of the named consumer, creating its file at
 // position at when it has none.
-func (q *MmapQueue) consumer(name string, at position) (*consumerState, error) {
-	if st, ok := q.consumers[name]; ok {
-		return st, nil
+//
+// A new file is created at position *at, or at the head when at is nil.
+// The consumer is then held by this process (shared.go). In a reader, the
+// file is found or created under the reclaim lock, at the head the writer
+// has published by then.
+func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) {
+	st, ok := q.consumers[name]
+	if !ok || (q.reader && st.held < 0) {
+		var err error
+		if st, err = q.openNamedConsumer(name, at); err != nil {
+			return nil, errorf("new consumer %q: %w", name, err)
+		}
+	}
+	if err := q.holdConsumer(st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// openNamedConsumer opens the file of consumer name, creating it first
+// when it has none.
+func (q *MmapQueue) openNamedConsumer(name string, at *position) (*consumerState, error) {
+	if q.reader {
+		unlock, err := q.lockReclaim()
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		q.refresh()
 	}
 	file := consumerFileName(name)
-	if err := createConsumerFile(q.d, file, name, at); err != nil {
-		return nil, errorf("new consumer %q: %w", name, err)
-	}
 	st, err := openConsumerFile(q.d, file, false)
+	if err != nil && errors.Is(err, ErrCorrupt) && errors.Is(err, fs.ErrNotExist) {
+		start := q.head
+		if at != nil && at.pos > start.pos {
+			start = *at
+		}
+		if err := createConsumerFile(q.d, file, name, start); err != nil {
+			return nil, err
+		}
+		st, err = openConsumerFile(q.d, file, false)
+	}
 	if err != nil {
-		return nil, errorf("new consumer %q: %w", name, err)
+		return nil, err
+	}
+	if old, ok := q.consumers[name]; ok {
+		_ = joinErrors(old.mf.close(), old.win.close())
+	}
+	if st.committed.pos < q.head.pos {
+		st.committed, st.cursor = q.head, q.head
 	}
 	q.consumers[name] = st
 	return st, nil
@@ -266,12 +307,24 @@ func (q *MmapQueue) Consumers() []string {
 func (q *MmapQueue) DeleteConsumer(name string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.writable(); err != nil {
-		return err
+	if q.closed {
+		return ErrClosed
 	}
 	st, ok := q.consumers[name]
+	if !ok && q.reader {
+		// A reader may delete a consumer created since it opened.
+		var sb unix.Stat_t
+		if unix.Fstatat(q.d.fd, consumerFileName(name), &sb, 0) == nil {
+			if s, err := q.openNamedConsumer(name, nil); err == nil {
+				st, ok = s, true
+			}
+		}
+	}
 	if !ok {
 		return errorf("delete consumer %q: %w", name, ErrUnknownConsumer)
+	}
+	if err := q.holdConsumer(st); err != nil {
+		return errorf("delete consumer %q: %w", name, err)
 	}
 	delete(q.consumers, name)
 	st.deleted = true
@@ -283,8 +336,12 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 	if err == nil {
 		err = q.d.sync()
 	}
+	err = joinErrors(err, releaseConsumer(st))
 	if err != nil {
 		return errorf("delete consumer %q: %w", name, err)
+	}
+	if q.reader {
+		return nil // the writer gives back what it pinned at its next flush
 	}
 	return q.flushLocked()
 }

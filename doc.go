@@ -52,9 +52,11 @@ OpenReader opens it beside that writer, in another process or the same one,
 without the lock and without changing a file. A reader sees a message as soon
 as Enqueue has returned in the writer: the writer publishes the tail in the
 live slot of index.dat with a release store, and the reader verifies every
-record it reads (reader.go states the protocol). In this version a reader has
-Peek, Len, IsEmpty, Offsets, Stats and Check; named consumers in a reader are
-to come, and what would change the queue returns ErrReadOnly.
+record it reads (reader.go states the protocol). A reader has Peek, Len,
+IsEmpty, Offsets, Stats, Check and named consumers of its own; each named
+consumer is held by one process at a time, and the writer keeps what any
+process's consumer has not committed (shared.go). What would change the
+queue's records or index returns ErrReadOnly.
 
 # Durability
 

@@ -62,7 +62,9 @@ var (
 	ErrReadOnly = newSentinel("queue is open for reading only")
 
 	// ErrLocked is returned by NewMmapQueue when another MmapQueue, in this
-	// process or another one, already has the directory open.
+	// process or another one, already has the directory open, and by
+	// NewConsumer, FromConsumer and DeleteConsumer for a consumer that
+	// another open queue (a writer or a reader) holds.
 	ErrLocked = newSentinel("queue directory is locked by another user")
 
 	// ErrCorrupt is returned when a file of the queue fails its checks: a bad

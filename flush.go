@@ -15,7 +15,7 @@ func (q *MmapQueue) Flush() error {
 		return ErrClosed
 	}
 	if q.reader {
-		return nil // a reader has nothing of its own to make durable
+		return q.syncConsumers() // a reader's own consumers, nothing else
 	}
 	return joinErrors(q.takeAsyncError(), q.flushLocked())
 }

@@ -3,6 +3,7 @@ package bigqueue
 import (
 	"context"
 	"errors"
+	"time"
 	"unsafe"
 )
 
@@ -126,8 +127,11 @@ func (q *MmapQueue) dequeue(st *consumerState, dst []byte) ([]byte, error) {
 	if err := q.usable(st); err != nil {
 		return dst, err
 	}
-	if err := q.writable(); err != nil {
-		return dst, err
+	if q.reader {
+		if st == q.def {
+			return dst, errorf("%s is open for reading: %w", q.dir, ErrReadOnly)
+		}
+		q.refresh()
 	}
 	out, _, err := q.readLocked(st, dst, true)
 	return out, err
@@ -201,7 +205,7 @@ func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
 		return errorf("consumer %q: commit offset %d: %w", st.name, p.seq, err)
 	}
 	q.mutated(1)
-	if after, _ := q.s.arenaOf(st.low().pos); after > before {
+	if after, _ := q.s.arenaOf(st.low().pos); after > before && !q.reader {
 		q.reclaimOnDequeue()
 		q.wakeRoomWaiters() // an EnqueueWait may now reclaim room
 	}
@@ -220,6 +224,10 @@ func (q *MmapQueue) wait(ctx context.Context, st *consumerState, commit bool) (M
 		if err := q.usable(st); err != nil {
 			q.mu.Unlock()
 			return Message{}, err
+		}
+		if q.reader {
+			q.mu.Unlock()
+			return q.pollWait(ctx, st, commit)
 		}
 		var m Message
 		var err error
@@ -261,3 +269,47 @@ func (q *MmapQueue) wakeWaiters() {
 		q.waiters = nil
 	}
 }
+
+// pollWait is wait in a reader: the writer is another process (or another
+// handle) and wakes no channel of this one, so the reader looks again
+// after a pause that doubles from pollMin to pollMax while nothing comes:
+// a message is seen within pollMax of being published, and an idle reader
+// wakes pollMax⁻¹ times a second.
+func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool) (Message, error) {
+	pause := pollMin
+	for {
+		q.mu.Lock()
+		if err := q.usable(st); err != nil {
+			q.mu.Unlock()
+			return Message{}, err
+		}
+		q.refresh()
+		var m Message
+		var err error
+		if commit {
+			var off int64
+			m.Data, off, err = q.readLocked(st, nil, true)
+			m.Offset = uint64(off)
+		} else {
+			m, err = q.readNextLocked(st)
+		}
+		q.mu.Unlock()
+		if !errors.Is(err, ErrEmptyQueue) {
+			return m, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Message{}, ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, pollMax)
+	}
+}
+
+// The pauses of a reader's ReadWait and DequeueWait.
+const (
+	pollMin = 20 * time.Microsecond
+	pollMax = 500 * time.Microsecond
+)

@@ -24,19 +24,24 @@ import (
 //   - The head and the default consumer's position come from the writer's
 //     files the same way; a reader only ever moves them forward, and
 //     forgets (unmaps) the arenas before the head, which the writer retires.
-//   - A reader holds no lock and writes no file, so a killed reader leaves
-//     nothing behind, and a writer that crashes and reopens goes on
-//     publishing into the same files.
+//   - A reader writes only the files of the named consumers it holds, so a
+//     killed reader leaves those behind and nothing else (its locks go with
+//     it), and a writer that crashes and reopens goes on publishing into the
+//     same files.
 
 // OpenReader opens the queue in dir for reading beside its writer. It
-// takes no lock and never changes the queue's records or index: Enqueue,
-// EnqueueBatch, EnqueueWait and the default consumer's Dequeue methods
-// return ErrReadOnly; Peek, IsEmpty and Len (of the default consumer, as
-// the writer last published it), Offsets, Stats and Check work, each on
-// the queue as the writer last published it. Named consumers in a reader
-// are not there yet: NewConsumer, FromConsumer and DeleteConsumer return
-// ErrReadOnly. The options must agree with the queue (SetArenaSize);
-// a directory with no queue gives an error wrapping fs.ErrNotExist.
+// takes no writer lock and never changes the queue's records or index:
+// Enqueue, EnqueueBatch, EnqueueWait and the default consumer's Dequeue
+// methods return ErrReadOnly; Peek, IsEmpty and Len (of the default
+// consumer, as the writer last published it), Offsets, Stats and Check
+// work on the queue as the writer last published it. Named consumers work
+// as in the writer (NewConsumer, FromConsumer, DeleteConsumer, Read,
+// Commit, Seek, Dequeue, ReadWait, ...), each held by one process at a
+// time (ErrLocked for another), the writer keeping what they have not
+// committed (see shared.go). ReadWait and DequeueWait in a reader look for
+// new messages at most every 500 µs. The options must agree with the
+// queue (SetArenaSize); a directory with no queue gives an error wrapping
+// fs.ErrNotExist.
 func OpenReader(dir string, opts ...Option) (*MmapQueue, error) {
 	conf := defaultConfig()
 	for _, opt := range opts {
@@ -62,6 +67,7 @@ func OpenReader(dir string, opts ...Option) (*MmapQueue, error) {
 		dir:       dir,
 		d:         d,
 		reader:    true,
+		reclaimFd: -1,
 		conf:      conf,
 		consumers: make(map[string]*consumerState),
 		flushReq:  make(chan struct{}, 1),
@@ -133,6 +139,17 @@ func (q *MmapQueue) refresh() {
 		q.tail = position{pos, seq}
 	}
 	for _, st := range q.allConsumers() {
+		if st.held >= 0 {
+			// Its own: only a head that passed it moves it (SetDropOldest
+			// in the writer).
+			if st.committed.pos < q.head.pos {
+				_ = st.commit(q.head)
+			}
+			if st.cursor.pos < q.head.pos {
+				st.cursor = q.head
+			}
+			continue
+		}
 		if pos, seq, ok := st.mf.liveShared(); ok && pos >= q.head.pos && pos <= q.tail.pos {
 			st.committed = position{pos, seq}
 		}

@@ -2,6 +2,7 @@ package bigqueue
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,11 +47,10 @@ func TestReaderBesideWriter(t *testing.T) {
 
 	for _, err := range []error{
 		r.Enqueue([]byte("x")), r.EnqueueBatch([][]byte{{1}}), errOf(r.Dequeue()), errOf(r.DequeueAppend(nil)),
-		errOf(r.NewConsumer("c")), r.DeleteConsumer("c"),
 	} {
 		require.ErrorIs(t, err, ErrReadOnly)
 	}
-	require.NoError(t, r.Flush(), "nothing to flush")
+	require.NoError(t, r.Flush(), "nothing of its own to flush")
 
 	// The writer consumes and retires arenas; the reader follows.
 	for i := range uint64(50) {
@@ -174,4 +175,170 @@ func TestReaderOfAnotherProcess(t *testing.T) {
 	}
 	_, err = w.Dequeue()
 	require.True(t, errors.Is(err, ErrEmptyQueue))
+}
+
+// TestReaderConsumers: named consumers in a reader read and commit as in
+// the writer; a consumer is held by one handle at a time across open files
+// (ErrLocked for the writer and for another reader); the writer keeps what
+// a reader's consumer has not committed, and gives it back once it has;
+// a consumer the reader creates during reclamation starts at a head that
+// exists; ReadWait in a reader sees the writer's next message.
+func TestReaderConsumers(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	for i := range uint64(100) {
+		require.NoError(t, w.Enqueue(seqMessage(i, 300)))
+	}
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	c, err := r.NewConsumer("audit")
+	require.NoError(t, err)
+	_, err = w.NewConsumer("audit")
+	require.ErrorIs(t, err, ErrLocked, "held by the reader")
+	r2, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	_, err = r2.NewConsumer("audit")
+	require.ErrorIs(t, err, ErrLocked, "held by the other reader")
+	require.NoError(t, r2.Close())
+
+	for i := range uint64(30) {
+		requireRead(t, c, i, 300)
+	}
+	require.NoError(t, c.Commit())
+	// The writer drains its default consumer: it keeps what audit needs.
+	for range 100 {
+		_, err := w.Dequeue()
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Flush())
+	oldest, _ := w.Offsets()
+	require.LessOrEqual(t, oldest, uint64(30), "the writer keeps what the reader's consumer has not committed")
+	for i := uint64(30); i < 100; i++ {
+		m, err := c.Read()
+		require.NoError(t, err, "offset %d", i)
+		requireSeqMessage(t, m.Data, i, 300)
+	}
+	require.NoError(t, c.Commit())
+	require.NoError(t, w.Flush())
+	oldest, _ = w.Offsets()
+	require.Greater(t, oldest, uint64(80), "and gives it back once committed")
+	requireNoDeletedDescriptors(t, dir)
+
+	// ReadWait in the reader sees the writer's next message.
+	got := make(chan Message, 1)
+	go func() {
+		m, err := c.ReadWait(context.Background())
+		if err != nil {
+			m.Data = []byte(err.Error())
+		}
+		got <- m
+	}()
+	require.NoError(t, w.Enqueue(seqMessage(100, 300)))
+	m := <-got
+	require.Equal(t, uint64(100), m.Offset)
+	requireSeqMessage(t, m.Data, 100, 300)
+
+	// A consumer created while the writer reclaims starts at a head that
+	// exists, and reads on from it.
+	for i := uint64(101); i < 400; i++ {
+		require.NoError(t, w.Enqueue(seqMessage(i, 300)))
+		_, err := w.Dequeue()
+		require.NoError(t, err)
+		if i%37 == 0 {
+			require.NoError(t, c.Seek(i))
+			require.NoError(t, c.Commit())
+			name := fmt.Sprint("late-", i)
+			lc, err := r.NewConsumer(name)
+			require.NoError(t, err)
+			m, err := lc.Read()
+			require.NoError(t, err, "a consumer created during reclamation")
+			requireSeqMessage(t, m.Data, m.Offset, 300)
+			require.NoError(t, w.Flush())
+			require.NoError(t, r.DeleteConsumer(name))
+		}
+	}
+	// Deleted by the reader: the writer forgets it at its next flush.
+	require.NoError(t, w.Flush())
+	require.Equal(t, []string{"audit"}, w.Consumers())
+}
+
+// osReaderChild opens the queue as a reader, reads consumer "worker",
+// commits every K messages and reports "c OFFSET" after each commit on
+// fd 3, then "held" once it has read everything, and waits to be killed.
+func osReaderChild(t *testing.T, dir string, arg []byte) {
+	var p readerParams
+	require.NoError(t, json.Unmarshal(arg, &p))
+	out := os.NewFile(3, "progress")
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	c, err := r.NewConsumer("worker")
+	require.NoError(t, err)
+	for {
+		m, err := c.Read()
+		if errors.Is(err, ErrEmptyQueue) {
+			break
+		}
+		require.NoError(t, err)
+		requireSeqMessage(t, m.Data, m.Offset, messageSize(m.Offset))
+		if (m.Offset+1)%uint64(p.K) == 0 {
+			require.NoError(t, c.Commit())
+			_, err = fmt.Fprintf(out, "c %d\n", c.Committed())
+			require.NoError(t, err)
+		}
+	}
+	_, err = fmt.Fprintln(out, "held")
+	require.NoError(t, err)
+	select {} // until killed
+}
+
+// TestReaderProcessKilled: a reader in another process holds consumer
+// "worker" (the writer's NewConsumer gets ErrLocked), commits every 10
+// messages and is killed with SIGKILL. It leaves only its consumer file:
+// the writer then takes the consumer over and resumes at its last commit.
+func TestReaderProcessKilled(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	const n = 505
+	for i := range uint64(n) {
+		require.NoError(t, w.Enqueue(seqMessage(i, messageSize(i))))
+	}
+	before, err := os.ReadDir(dir)
+	require.NoError(t, err)
+
+	cmd := childCommand(t, "osreader", dir, readerParams{K: 10})
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	cmd.ExtraFiles = []*os.File{pw}
+	require.NoError(t, cmd.Start())
+	require.NoError(t, pw.Close())
+	sc := bufio.NewScanner(pr)
+	last := int64(-1)
+	for sc.Scan() {
+		if sc.Text() == "held" {
+			break
+		}
+		_, err := fmt.Sscanf(sc.Text(), "c %d", &last)
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(500), last)
+	_, err = w.NewConsumer("worker")
+	require.ErrorIs(t, err, ErrLocked)
+	require.NoError(t, cmd.Process.Kill())
+	_, _ = io.Copy(io.Discard, pr)
+	_ = cmd.Wait()
+
+	c, err := w.NewConsumer("worker")
+	require.NoError(t, err, "a killed reader's hold is gone")
+	require.Equal(t, uint64(500), c.Committed())
+	requireRead(t, c, 500, messageSize(500))
+	after, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var added []string
+	for _, e := range after {
+		if !slices.ContainsFunc(before, func(b os.DirEntry) bool { return b.Name() == e.Name() }) {
+			added = append(added, e.Name())
+		}
+	}
+	require.Equal(t, []string{consumerFileName("worker")}, added, "the reader left its consumer file only")
 }

@@ -60,6 +60,9 @@ func (q *MmapQueue) dropOldest(end int64) error {
 			head = e
 		}
 		for _, st := range q.allConsumers() {
+			if q.othersMayHold(st) {
+				continue // its holder finds it behind the head and moves it
+			}
 			if st.cursor.pos < head.pos {
 				st.cursor = head
 			}
@@ -160,6 +163,14 @@ func (q *MmapQueue) slowest() position {
 // With async set, arenas to delete are unmapped and deleted on another
 // goroutine (see arenaManager.retire).
 func (q *MmapQueue) reclaim(durableTail position, async bool) error {
+	unlock, err := q.lockReclaim()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := q.learnConsumers(); err != nil {
+		return err
+	}
 	if err := q.syncConsumers(); err != nil {
 		return err
 	}
@@ -173,7 +184,7 @@ func (q *MmapQueue) reclaim(durableTail position, async bool) error {
 // syncConsumers makes the position of every consumer that moved durable.
 func (q *MmapQueue) syncConsumers() error {
 	for _, st := range q.allConsumers() {
-		if st.committed == st.synced {
+		if st.committed == st.synced || (q.reader && st.held < 0) {
 			continue
 		}
 		st.mf.setDurable([4]int64{st.committed.pos, st.committed.seq})

@@ -107,7 +107,11 @@ func (q *MmapQueue) clampConsumers() {
 		if at.pos > q.tail.pos || at.seq > q.tail.seq {
 			at = q.tail
 		}
-		if at != st.committed {
+		switch {
+		case at == st.committed:
+		case q.othersMayHold(st):
+			q.moveUnheld(st, at)
+		default:
 			st.setCommitted(at)
 		}
 		st.cursor = st.committed

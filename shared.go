@@ -1,0 +1,172 @@
+package bigqueue
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
+
+// Consumers shared between processes: the writer and readers (OpenReader)
+// each hold the named consumers they have handles for, one process at a
+// time, and the writer keeps every arena a consumer of any process needs.
+//
+//   - A process holds a named consumer from its first NewConsumer or
+//     FromConsumer to Close or DeleteConsumer: an exclusive flock on the
+//     consumer's file (consumerState.held). Another process's NewConsumer of
+//     the same name gets ErrLocked. Only the holder writes the file; the
+//     writer also writes consumers that nobody holds (clamping, dropping).
+//   - The writer learns of consumers that readers create and delete, and of
+//     their positions, at every reclaim: it lists the consumer files and
+//     reads the positions of those it does not hold from their live slots.
+//   - Creating a consumer in a reader and reclaiming in the writer exclude
+//     each other through a flock on reclaimLockName: either the writer's
+//     listing sees the new consumer, or the reader, which creates it at the
+//     head it reads under the lock, sees the head the writer has moved.
+const reclaimLockName = "LOCK.reclaim"
+
+// holdConsumer takes this process's hold on st, once.
+func (q *MmapQueue) holdConsumer(st *consumerState) error {
+	if st.held >= 0 || st == q.def {
+		return nil
+	}
+	file := consumerFileName(st.name)
+	fd, err := openat(q.d.fd, file, unix.O_RDONLY)
+	if err != nil {
+		return errorf("consumer %q: open %s: %w", st.name, q.d.join(file), err)
+	}
+	if err := flockNB(fd); err != nil {
+		_ = unix.Close(fd)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return errorf("consumer %q is held by another process: %w", st.name, ErrLocked)
+		}
+		return errorf("consumer %q: lock %s: %w", st.name, q.d.join(file), err)
+	}
+	st.held = fd
+	return nil
+}
+
+// releaseConsumer gives st's hold back.
+func releaseConsumer(st *consumerState) error {
+	if st.held < 0 {
+		return nil
+	}
+	err := unix.Close(st.held)
+	st.held = -1
+	return err
+}
+
+// othersMayHold reports whether another process may write st: a named
+// consumer this process does not hold.
+func (q *MmapQueue) othersMayHold(st *consumerState) bool {
+	return st != q.def && st.held < 0
+}
+
+// flockNB takes an exclusive flock on fd without waiting.
+func flockNB(fd int) error {
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// lockReclaim takes the reclaim lock, waiting for it, and returns its
+// release. The file is opened once and kept.
+func (q *MmapQueue) lockReclaim() (func(), error) {
+	if q.reclaimFd < 0 {
+		fd, err := openat(q.d.fd, reclaimLockName, unix.O_RDWR|unix.O_CREAT)
+		if err != nil {
+			return nil, errorf("open %s: %w", q.d.join(reclaimLockName), err)
+		}
+		q.reclaimFd = fd
+	}
+	for {
+		err := unix.Flock(q.reclaimFd, unix.LOCK_EX)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EINTR) {
+			return nil, errorf("lock %s: %w", q.d.join(reclaimLockName), err)
+		}
+	}
+	return func() { _ = unix.Flock(q.reclaimFd, unix.LOCK_UN) }, nil
+}
+
+// learnConsumers brings the writer's view of other processes' consumers up
+// to date: consumer files that appeared are loaded, those that vanished and
+// that this process does not hold are forgotten, and the committed position
+// of every consumer it does not hold is read from its file. The reclaim
+// lock is held.
+func (q *MmapQueue) learnConsumers() error {
+	l, err := listDir(q.d)
+	if err != nil {
+		return err
+	}
+	onDisk := make(map[string]bool, len(l.consumerFiles))
+	for _, file := range l.consumerFiles {
+		onDisk[file] = true
+	}
+	for name, st := range q.consumers {
+		if st.held < 0 && !onDisk[consumerFileName(name)] {
+			delete(q.consumers, name)
+			st.deleted = true
+			_ = joinErrors(st.mf.close(), st.win.close())
+		}
+	}
+	known := make(map[string]bool, len(q.consumers))
+	for name := range q.consumers {
+		known[consumerFileName(name)] = true
+	}
+	for _, file := range l.consumerFiles {
+		if known[file] {
+			continue
+		}
+		st, err := openConsumerFile(q.d, file, q.reader)
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				continue // being created (rename pending) or deleted: next time
+			}
+			return err
+		}
+		if st.name == "" || consumerFileName(st.name) != file {
+			_ = st.mf.close()
+			continue
+		}
+		q.consumers[st.name] = st
+	}
+	for _, st := range q.consumers {
+		if !q.othersMayHold(st) {
+			continue
+		}
+		if pos, seq, ok := st.mf.liveShared(); ok && pos >= st.synced.pos {
+			st.committed = position{pos, seq}
+		} else if _, v, ok := st.mf.durable(); ok {
+			st.committed = position{v[0], v[1]}
+		}
+		if st.committed.pos < q.head.pos {
+			st.committed = q.head // what it pointed to is gone; its holder moves it
+		}
+		st.synced = st.committed // the holder makes it durable, not this process
+		st.cursor = st.committed
+	}
+	return nil
+}
+
+// moveUnheld moves a consumer this process does not hold to p: in its file
+// too when no other process holds it either (taken for the moment), else
+// in memory only, for its holder to find.
+func (q *MmapQueue) moveUnheld(st *consumerState, p position) {
+	st.committed, st.cursor = p, p
+	fd, err := openat(q.d.fd, consumerFileName(st.name), unix.O_RDONLY)
+	if err != nil {
+		st.synced = p
+		return
+	}
+	defer func() { _ = unix.Close(fd) }() // closing drops the lock
+	if flockNB(fd) != nil {
+		st.synced = p // its holder's to write
+		return
+	}
+	st.setCommitted(p)
+}
