@@ -66,7 +66,7 @@ func runConsumers(e *env, args []string) error {
 	}
 	dir := pos[0]
 
-	q, err := openQueue(dir, false, 0)
+	q, err := openToInspect(dir) // beside a program that has the queue open, too
 	if err != nil {
 		return err
 	}

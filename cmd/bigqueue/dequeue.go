@@ -97,7 +97,15 @@ func runDequeue(e *env, args []string) error {
 	defer stop()
 	context.AfterFunc(ctx, stop)
 
-	q, err := openQueue(dir, false, 0)
+	// A named consumer reads beside a program that has the queue open; the
+	// default consumer is the writer's own.
+	open := openQueue
+	if *consumer != "" {
+		open = func(dir string, _ bool, _ int, _ ...bigqueue.Option) (*bigqueue.MmapQueue, error) {
+			return openToInspect(dir)
+		}
+	}
+	q, err := open(dir, false, 0)
 	if err != nil {
 		return err
 	}

@@ -92,6 +92,10 @@ func TestQueueInUse(t *testing.T) {
 	st := mustRun(t, "", "stat", "-json", dir)
 	assert.Contains(t, st.stdout, `"messages": 2`)
 	assert.Contains(t, mustRun(t, "", "check", dir).stdout, "ok: ")
+	// So do a named consumer's dequeue and the consumers command.
+	assert.Equal(t, "x\n", mustRun(t, "", "dequeue", "-consumer", "c", "-n", "1", dir).stdout)
+	assert.Contains(t, mustRun(t, "", "consumers", dir).stdout, "c ")
+	assert.Equal(t, "z\n", mustRun(t, "", "dequeue", "-consumer", "c", dir).stdout)
 	assert.Equal(t, 2, q.Len(), "the tool enqueued and dequeued nothing")
 }
 
