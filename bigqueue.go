@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -33,10 +34,13 @@ type MmapQueue struct {
 	lockFile *os.File // the LOCK file, flocked from open to Close
 	// reclaimFd is the reclaim lock's file (shared.go), or -1.
 	reclaimFd int
-	idx       *metaFile // index.dat: durable head and tail, live tail
-	s         stream    // the records in the arena files
-	head      position  // oldest message kept; new consumers start here
-	tail      position  // where the next record is written
+	// wake is wake.dat (wake.go), through which a writer wakes readers in
+	// other processes; nil when it could not be opened (readers poll).
+	wake *wakeFile
+	idx  *metaFile // index.dat: durable head and tail, live tail
+	s    stream    // the records in the arena files
+	head position  // oldest message kept; new consumers start here
+	tail position  // where the next record is written
 
 	syncedTail position // tail as of the last flush
 	syncedHead position // head as of the last flush
@@ -58,6 +62,10 @@ type MmapQueue struct {
 	flushReq chan struct{}  // asks for a flush (op count reached)
 	quit     chan struct{}  // closed by Close to stop the flusher
 	wg       sync.WaitGroup // the flusher
+	// sleepers counts a reader's ReadWait calls asleep on the wake word,
+	// which Close lets go before it unmaps the file (added to under mu,
+	// while not closed).
+	sleepers sync.WaitGroup
 }
 
 // NewMmapQueue opens the queue in dir, creating it when dir holds none. The
@@ -131,6 +139,9 @@ func (q *MmapQueue) open() error {
 		return errorf("open %s: %w", q.d.join(reclaimLockName), err)
 	}
 	q.reclaimFd = fd
+	if q.wake, err = openWakeFile(q.d, true); err != nil {
+		return err
+	}
 	if !l.index {
 		if err := q.create(l); err != nil {
 			return err
@@ -199,6 +210,7 @@ func (q *MmapQueue) release() error {
 	if q.reclaimFd >= 0 {
 		errs = append(errs, unix.Close(q.reclaimFd))
 	}
+	errs = append(errs, q.wake.close())
 	errs = append(errs, q.d.close())
 	return joinErrors(errs...)
 }
@@ -325,6 +337,7 @@ func (q *MmapQueue) advanceTail(t position, ops int64) {
 	q.tail = t
 	q.s.clearHeaderAt(t.pos)
 	q.idx.setLive(t.pos, t.seq)
+	q.wake.published()
 	q.wakeWaiters()
 	q.mutated(ops)
 }
@@ -342,11 +355,19 @@ func (q *MmapQueue) Close() error {
 	q.closed = true
 	q.wakeWaiters()
 	q.wakeRoomWaiters()
+	if q.reader && q.wake != nil {
+		// This reader's ReadWait calls sleep on the shared word: wake them
+		// (and, harmlessly, other readers, who look and sleep again).
+		atomic.AddUint32(q.wake.seq(), 1)
+		futexWakeAll(q.wake.seq())
+	}
 	q.mu.Unlock()
 
-	// The flusher takes mu, so it is stopped without holding it.
+	// The flusher takes mu, so it is stopped without holding it; so are
+	// a reader's sleepers, which take it to look.
 	close(q.quit)
 	q.wg.Wait()
+	q.sleepers.Wait()
 
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -56,6 +56,8 @@ func TestCrashChild(t *testing.T) {
 		writerChild(t, dir, arg)
 	case "osreader":
 		osReaderChild(t, dir, arg)
+	case "wakewriter":
+		wakeWriterChild(t, dir, arg)
 	default:
 		t.Fatalf("unknown child mode %q", mode)
 	}
@@ -63,7 +65,7 @@ func TestCrashChild(t *testing.T) {
 
 // childCommand returns the command that runs this test binary as a child in
 // the given mode, with dir and arg (encoded as JSON) in its environment.
-func childCommand(t *testing.T, mode, dir string, arg any) *exec.Cmd {
+func childCommand(t testing.TB, mode, dir string, arg any) *exec.Cmd {
 	t.Helper()
 	a, err := json.Marshal(arg)
 	require.NoError(t, err)

@@ -54,7 +54,8 @@ func listDir(d qdir) (dirListing, error) {
 // isQueueFile reports whether name is one of the queue's files.
 func isQueueFile(name string) bool {
 	switch {
-	case name == indexName, name == offsetsName, name == lockName, name == reclaimLockName, name == defaultConsumerFile,
+	case name == indexName, name == offsetsName, name == lockName, name == reclaimLockName, name == wakeName,
+		name == defaultConsumerFile,
 		isConsumerFile(name), isMetaTemp(name):
 		return true
 	}

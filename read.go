@@ -3,6 +3,7 @@ package bigqueue
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -297,6 +298,40 @@ func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool
 		if !errors.Is(err, ErrEmptyQueue) {
 			return m, err
 		}
+		if haveFutex && q.wake != nil {
+			// Sleep until the writer publishes (wake.go); ctx's end
+			// wakes the sleepers too, this one among them.
+			q.mu.Lock()
+			if q.closed {
+				q.mu.Unlock()
+				return Message{}, ErrClosed
+			}
+			q.sleepers.Add(1)
+			q.mu.Unlock()
+			fired := make(chan struct{})
+			stop := context.AfterFunc(ctx, func() {
+				atomic.AddUint32(q.wake.seq(), 1)
+				futexWakeAll(q.wake.seq())
+				close(fired)
+			})
+			q.wake.sleep(func() bool {
+				q.mu.Lock()
+				defer q.mu.Unlock()
+				if q.closed {
+					return true
+				}
+				q.refresh()
+				return st.cursor.pos < q.tail.pos || ctx.Err() != nil
+			}, readerSleep)
+			if !stop() {
+				<-fired // it touches the mapping: let it finish first
+			}
+			q.sleepers.Done()
+			if err := ctx.Err(); err != nil {
+				return Message{}, err
+			}
+			continue
+		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
@@ -308,7 +343,12 @@ func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool
 	}
 }
 
-// The pauses of a reader's ReadWait and DequeueWait.
+// readerSleep bounds one sleep of a reader's ReadWait on the wake word:
+// a safety net, for a writer that died between publishing and waking. A
+// variable so that a test can make it long enough to show a missing wake.
+var readerSleep = time.Second
+
+// The pauses of a reader's ReadWait and DequeueWait without futex.
 const (
 	pollMin = 20 * time.Microsecond
 	pollMax = 500 * time.Microsecond

@@ -119,6 +119,9 @@ func (q *MmapQueue) openReader() error {
 	if err := q.loadConsumers(l.consumerFiles); err != nil {
 		return err
 	}
+	if w, err := openWakeFile(q.d, false); err == nil {
+		q.wake = w // else ReadWait polls
+	}
 	q.refresh()
 	return nil
 }

@@ -2,20 +2,26 @@ package bigqueue
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // TestReaderBesideWriter: a reader opened beside a writer in the same
@@ -341,4 +347,116 @@ func TestReaderProcessKilled(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{consumerFileName("worker")}, added, "the reader left its consumer file only")
+}
+
+// wakeWriterChild enqueues N messages holding the wall-clock time of their
+// Enqueue, at random intervals of up to 2 ms, so that the reader is found
+// both polling fast and idle.
+func wakeWriterChild(t *testing.T, dir string, arg []byte) {
+	var p writerParams
+	require.NoError(t, json.Unmarshal(arg, &p))
+	q, err := NewMmapQueue(dir, SetArenaSize(1<<20), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(uint64(p.N), 7))
+	msg := make([]byte, 16)
+	for range p.N {
+		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond) // load shape, not synchronisation
+		binary.LittleEndian.PutUint64(msg, uint64(time.Now().UnixNano()))
+		require.NoError(t, q.Enqueue(msg))
+	}
+	require.NoError(t, q.Close())
+}
+
+// BenchmarkReaderWake measures how long after a writer's Enqueue, in
+// another process, a reader's ReadWait returns the message (p50, p99,
+// max), and the CPU an idle reader's ReadWait takes (cpu-%: CPU time over
+// wall time while nothing comes, over 200 ms).
+func BenchmarkReaderWake(b *testing.B) {
+	dir := b.TempDir()
+	w, err := NewMmapQueue(dir, SetArenaSize(1<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	r, err := OpenReader(dir, SetArenaSize(1<<20))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = r.Close() }()
+	c, err := r.NewConsumer("waker")
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	// Idle: a ReadWait with nothing to read, for 200 ms.
+	var before, after unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &before)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	start := time.Now()
+	_, err = c.ReadWait(ctx)
+	cancel()
+	idle := time.Since(start)
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &after)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		b.Fatal(err)
+	}
+	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+
+	cmd := childCommand(b, "wakewriter", dir, writerParams{N: b.N})
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		m, err := c.ReadWait(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(time.Unix(0, int64(binary.LittleEndian.Uint64(m.Data)))))
+	}
+	b.StopTimer()
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("writer: %v\n%s", err, out.String())
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+	b.ReportMetric(100*float64(cpu)/float64(idle), "idle-cpu-%")
+}
+
+// TestReaderCloseWakesReadWait: Close of a reader wakes its ReadWait with
+// ErrClosed (it sleeps on the shared wake word, not on a channel).
+func TestReaderCloseWakesReadWait(t *testing.T) {
+	dir := t.TempDir()
+	smallQueue(t, dir)
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	c, err := r.NewConsumer("c")
+	require.NoError(t, err)
+	// It sleeps on the wake word, for much longer than this test.
+	readerSleep = time.Hour
+	defer func() { readerSleep = time.Second }()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ReadWait(context.Background())
+		done <- err
+	}()
+	if haveFutex {
+		for atomic.LoadUint32(r.wake.waiters()) == 0 {
+			runtime.Gosched()
+		}
+	}
+	require.NoError(t, r.Close())
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrClosed)
+	case <-time.After(30 * time.Second):
+		t.Fatal("ReadWait still blocked 30s after Close")
+	}
 }
