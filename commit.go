@@ -2,6 +2,7 @@ package bigqueue
 
 import (
 	"context"
+	"errors"
 	"iter"
 )
 
@@ -153,6 +154,15 @@ func (q *MmapQueue) readNextLocked(st *consumerState) (Message, error) {
 		return Message{}, ErrEmptyQueue
 	}
 	data, next, err := q.s.read(&st.win, at.pos, q.tail.pos, nil)
+	if err != nil && q.reader && errors.Is(err, ErrCorrupt) {
+		// In a reader, a cursor behind the consumer's committed offset (a
+		// Seek back) is not known to the writer, which may have retired
+		// what it points to: the cursor then jumps to the oldest kept
+		// message, as a dropped one would.
+		if q.refresh(); st.cursor != at {
+			return q.readNextLocked(st)
+		}
+	}
 	if err != nil {
 		return Message{}, errorf("consumer %q: read offset %d: %w", st.name, at.seq, err)
 	}

@@ -310,3 +310,50 @@ func ExampleConsumer_Read() {
 	// offsets 0 3
 	// replayed offset 0: a
 }
+
+// One writer, many readers: a reader opened beside the writer (here in
+// the same process; usually another one) sees each message once Enqueue
+// has returned, and reads it with a named consumer of its own.
+func ExampleOpenReader() {
+	dir, err := os.MkdirTemp("", "bigqueue-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+
+	w, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(1<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := bigqueue.OpenReader(dir, bigqueue.SetArenaSize(1<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	tail, err := r.NewConsumer("tail")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := w.EnqueueString("published"); err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := tail.ReadWait(ctx) // wakes when the writer publishes
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("reader: offset %d: %s\n", m.Offset, m.Data)
+	if err := tail.Commit(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("reader may enqueue:", !errors.Is(r.EnqueueString("x"), bigqueue.ErrReadOnly))
+	if err := r.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// reader: offset 0: published
+	// reader may enqueue: false
+}
