@@ -116,7 +116,12 @@ func (c *Consumer) Seek(offset uint64) error {
 	if err != nil {
 		return errorf("consumer %q: seek: %w", c.st.name, err)
 	}
+	old := c.st.cursor
 	c.st.cursor = p
+	if err := c.q.publishPin(c.st); err != nil {
+		c.st.cursor = old
+		return errorf("consumer %q: seek: %w", c.st.name, err)
+	}
 	return nil
 }
 
@@ -155,10 +160,9 @@ func (q *MmapQueue) readNextLocked(st *consumerState) (Message, error) {
 	}
 	data, next, err := q.s.read(&st.win, at.pos, q.tail.pos, nil)
 	if err != nil && q.reader && errors.Is(err, ErrCorrupt) {
-		// In a reader, a cursor behind the consumer's committed offset (a
-		// Seek back) is not known to the writer, which may have retired
-		// what it points to: the cursor then jumps to the oldest kept
-		// message, as a dropped one would.
+		// In a reader, what the cursor points to may have gone with the
+		// writer's SetDropOldest: the cursor then jumps to the oldest kept
+		// message, and the jump shows in the offsets.
 		if q.refresh(); st.cursor != at {
 			return q.readNextLocked(st)
 		}
@@ -167,6 +171,9 @@ func (q *MmapQueue) readNextLocked(st *consumerState) (Message, error) {
 		return Message{}, errorf("consumer %q: read offset %d: %w", st.name, at.seq, err)
 	}
 	st.cursor = position{next, at.seq + 1}
+	if q.reader && st.pin != (position{}) && st.cursor.pos >= st.committed.pos {
+		_ = q.publishPin(st) // withdraw it; failing, it only keeps more
+	}
 	return Message{Offset: uint64(at.seq), Data: data}, nil
 }
 

@@ -18,7 +18,11 @@ import (
 //	kind's header fields (offset 16): | name length u32 |
 //	static data (offset 256):         | name bytes ...  |
 //	live slot:      position, offset                (every commit)
-//	durable slots:  position, offset, 0, 0          (every Flush)
+//	durable slots:  position, offset, pin position, pin offset  (every Flush)
+//
+// The pin is zero but in a consumer held by a reader whose cursor is behind
+// its committed offset (a Seek back): it tells the writer what to keep.
+// Files written before the pin existed hold zeros there.
 //
 // A named consumer's file is consumer-<hex of the first 16 bytes of the
 // SHA-256 of its name>.dat, so that any string is a safe name ("a/b",
@@ -49,10 +53,13 @@ type consumerState struct {
 	mf        *metaFile
 	cursor    position // where the next Read reads
 	committed position // what the last commit wrote to the live slot
-	synced    position // what the last Flush made durable
-	deleted   bool
-	win       window // reads arenas that are not mapped
-	held      int    // this process's flock on the file (shared.go), or -1
+	// pin is, in a reader, the cursor published for the writer while it
+	// is behind the committed offset (shared.go), or the zero position.
+	pin     position
+	synced  position // what the last Flush made durable
+	deleted bool
+	win     window // reads arenas that are not mapped
+	held    int    // this process's flock on the file (shared.go), or -1
 }
 
 // low returns the position before which the consumer needs nothing.
@@ -78,7 +85,7 @@ func (s *consumerState) commit(p position) error {
 	if p.pos >= s.synced.pos {
 		return nil
 	}
-	s.mf.setDurable([4]int64{p.pos, p.seq})
+	s.mf.setDurable([4]int64{p.pos, p.seq, s.pin.pos, s.pin.seq})
 	if err := s.mf.sync(); err != nil {
 		return err
 	}

@@ -38,10 +38,7 @@ import (
 // as in the writer (NewConsumer, FromConsumer, DeleteConsumer, Read,
 // Commit, Seek, Dequeue, ReadWait, ...), each held by one process at a
 // time (ErrLocked for another), the writer keeping what they have not
-// committed (see shared.go). Unlike in the writer, a reader's cursor
-// behind its consumer's committed offset (after a Seek back) is not kept
-// for: if the writer has retired what it points to, Read goes on at the
-// oldest message kept, and the jump shows in the offsets. ReadWait and DequeueWait in a reader look for
+// committed, and what their cursor needs after a Seek back (see shared.go). ReadWait and DequeueWait in a reader look for
 // new messages at most every 500 µs. The options must agree with the
 // queue (SetArenaSize); a directory with no queue gives an error wrapping
 // fs.ErrNotExist.

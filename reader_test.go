@@ -460,3 +460,41 @@ func TestReaderCloseWakesReadWait(t *testing.T) {
 		t.Fatal("ReadWait still blocked 30s after Close")
 	}
 }
+
+// TestReaderSeekBackIsKept: a reader's consumer that seeks back behind its
+// committed offset publishes its cursor, and the writer keeps what it
+// points to through its flushes; once the cursor is past the committed
+// offset again, the writer gives it back.
+func TestReaderSeekBackIsKept(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	for i := range uint64(200) {
+		require.NoError(t, w.Enqueue(seqMessage(i, 300)))
+	}
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	c, err := r.NewConsumer("replay")
+	require.NoError(t, err)
+	require.NoError(t, c.CommitOffset(150))
+	for range 200 {
+		_, err := w.Dequeue()
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Flush())
+	oldest, _ := w.Offsets()
+	require.Greater(t, oldest, uint64(100), "only what the committed offset needs is kept")
+	require.NoError(t, c.Seek(oldest+2))    // back, behind the committed 150
+	require.NoError(t, c.CommitOffset(190)) // and the committed offset far ahead
+	require.NoError(t, w.Flush())
+	kept, _ := w.Offsets()
+	require.LessOrEqual(t, kept, oldest+2, "the writer keeps what the reader's cursor needs")
+	for i := oldest + 2; i < 200; i++ {
+		requireRead(t, c, i, 300)
+	}
+	require.NoError(t, c.Commit())
+	require.NoError(t, w.Flush())
+	after, _ := w.Offsets()
+	require.Greater(t, after, uint64(180), "and gives it back once the cursor is past the committed offset")
+	require.ErrorIs(t, c.Seek(kept), ErrOffsetOutOfRange)
+}

@@ -187,7 +187,7 @@ func (q *MmapQueue) syncConsumers() error {
 		if st.committed == st.synced || (q.reader && st.held < 0) {
 			continue
 		}
-		st.mf.setDurable([4]int64{st.committed.pos, st.committed.seq})
+		st.mf.setDurable([4]int64{st.committed.pos, st.committed.seq, st.pin.pos, st.pin.seq})
 		if err := st.mf.sync(); err != nil {
 			return err
 		}

@@ -149,6 +149,10 @@ func (q *MmapQueue) learnConsumers() error {
 		}
 		st.synced = st.committed // the holder makes it durable, not this process
 		st.cursor = st.committed
+		// A reader's cursor behind its committed offset, published as a pin.
+		if _, v, ok := st.mf.durable(); ok && v[2] > 0 && v[2] < st.committed.pos && v[2] >= q.head.pos && v[3] >= 0 {
+			st.cursor = position{v[2], v[3]}
+		}
 	}
 	return nil
 }
@@ -169,4 +173,36 @@ func (q *MmapQueue) moveUnheld(st *consumerState, p position) {
 		return
 	}
 	st.setCommitted(p)
+}
+
+// publishPin makes a reader's consumer publish its cursor to the writer
+// when the cursor is behind the committed offset, and withdraw it when it
+// is not: written into the durable slot beside the last flushed committed
+// offset (the pin only needs to be seen, not to survive a power loss).
+// Under the reclaim lock, and with the head read again, so that the writer
+// either sees the pin or has already moved the head (then the cursor is
+// out of range). Writers have nothing to publish.
+func (q *MmapQueue) publishPin(st *consumerState) error {
+	if !q.reader || st.held < 0 {
+		return nil
+	}
+	want := position{}
+	if st.cursor.pos < st.committed.pos {
+		want = st.cursor
+	}
+	if want == st.pin {
+		return nil
+	}
+	unlock, err := q.lockReclaim()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	q.refresh()
+	if want != (position{}) && want.pos < q.head.pos {
+		return errorf("offset %d is no longer kept: %w", want.seq, ErrOffsetOutOfRange)
+	}
+	st.pin = want
+	st.mf.setDurable([4]int64{st.synced.pos, st.synced.seq, want.pos, want.seq})
+	return nil
 }
