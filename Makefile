@@ -1,11 +1,12 @@
 # The front door: `make test` is what CI runs.
 GO ?= go
-MODULES := . ./cmd/bigqueue ./benchmarks ./release
+MODULES := . ./cmd/bigqueue ./benchmarks ./forward ./release
 FUZZTIME ?= 30s
 GOLANGCI_LINT_VERSION := v2.15.0
 
 # The version the next release is tagged with: the library as vX.Y.Z, the
-# tool as cmd/bigqueue/vX.Y.Z, which requires the library at the same version.
+# tool as cmd/bigqueue/vX.Y.Z and the forwarder as forward/vX.Y.Z, which require the
+# library at the same version.
 RELEASE_VERSION := v0.1.0
 
 .PHONY: test vet tidy tidy-check release-check bench sidebyside compare lint fuzz
@@ -16,6 +17,7 @@ RELEASE_VERSION := v0.1.0
 test: vet tidy-check
 	cd benchmarks && $(GO) test -race -count=1 -timeout 10m ./...
 	cd cmd/bigqueue && $(GO) test -race -count=1 -timeout 10m ./...
+	cd forward && $(GO) test -race -count=1 -timeout 10m ./...
 	$(GO) test -race -count=1 -timeout 20m .
 	$(MAKE) release-check
 

@@ -26,8 +26,8 @@ mode=${1:?usage: check.sh tidy|tidy-check|install VERSION}
 version=${2:?usage: check.sh tidy|tidy-check|install VERSION}
 root=$(cd "$(dirname "$0")/.." && pwd)
 lib=github.com/seed-ff72c416/bigqueue
-modules=(. cmd/bigqueue benchmarks release)
-dependents=(cmd/bigqueue benchmarks)
+modules=(. cmd/bigqueue benchmarks forward release)
+dependents=(cmd/bigqueue benchmarks forward)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bigqueue-release.XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -46,7 +46,7 @@ fail() {
 	exit 1
 }
 
-(cd "$root/release" && go run . -version "$version" -out "$work/proxy" "$root" "$root/cmd/bigqueue") >/dev/null
+(cd "$root/release" && go run . -version "$version" -out "$work/proxy" "$root" "$root/cmd/bigqueue" "$root/forward") >/dev/null
 
 case $mode in
 tidy)
@@ -140,6 +140,9 @@ EOF
 		[ ! -e "$moddir/$f" ] || fail "the module zip of $lib@$version holds $f"
 	done
 	echo "go get $lib@$version: a program using it ran"
+	go get "$lib/forward@$version" 2>&1 | sed 's/^/  /'
+	go build "$lib/forward"
+	echo "go get $lib/forward@$version: it builds"
 
 	GOBIN="$work/bin" go install "$lib/cmd/bigqueue@$version" 2>&1 | sed 's/^/  /'
 	bq="$work/bin/bigqueue"

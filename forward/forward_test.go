@@ -1,0 +1,171 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seed-ff72c416/bigqueue"
+	"github.com/stretchr/testify/require"
+)
+
+// flakySink is a cluster that refuses some sends, acknowledging a random
+// prefix of the batch first, and records what it acknowledged.
+type flakySink struct {
+	t        *testing.T
+	c        *bigqueue.Consumer
+	rng      *rand.Rand
+	failRate float64
+
+	mu      sync.Mutex
+	acked   []uint64 // offsets, in the order acknowledged
+	batches int
+	maxLen  int
+}
+
+var errRefused = errors.New("injected: cluster refused")
+
+func (s *flakySink) Send(_ context.Context, batch []Record) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.batches++
+	s.maxLen = max(s.maxLen, len(batch))
+	// Nothing is committed before the cluster acknowledged it.
+	if got := s.c.Committed(); got != batch[0].Offset {
+		s.t.Errorf("batch starts at %d, committed is %d", batch[0].Offset, got)
+	}
+	for i, r := range batch {
+		if want := fmt.Sprintf("msg-%d", r.Offset); string(r.Data) != want {
+			s.t.Errorf("record %d of the batch: offset %d holds %q", i, r.Offset, r.Data)
+		}
+	}
+	n := len(batch)
+	var err error
+	if s.rng.Float64() < s.failRate {
+		n, err = s.rng.IntN(len(batch)+1), errRefused
+	}
+	for _, r := range batch[:n] {
+		s.acked = append(s.acked, r.Offset)
+	}
+	return n, err
+}
+
+func fill(t *testing.T, q *bigqueue.MmapQueue, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		require.NoError(t, q.EnqueueString(fmt.Sprintf("msg-%d", i)))
+	}
+}
+
+// TestForwardAtLeastOnceInOrder: with a cluster that refuses a third of
+// the sends after acknowledging part of them, every message arrives, in
+// order, exactly once (acknowledged prefixes are committed before the rest
+// is re-sent), batches stay within MaxBatch, and the forwarder stops on its
+// context with everything acknowledged committed.
+func TestForwardAtLeastOnceInOrder(t *testing.T) {
+	dir := t.TempDir()
+	q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(64<<10))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	const n = 5000
+	fill(t, q, 0, n/2)
+	c, err := q.NewConsumer("forwarder")
+	require.NoError(t, err)
+
+	sink := &flakySink{t: t, c: c, rng: rand.New(rand.NewPCG(1, 2)), failRate: 0.3}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	fw := New(c, sink, Options{MaxBatch: 64, MinBackoff: time.Microsecond, MaxBackoff: 50 * time.Microsecond,
+		Progress: func(p Progress) {
+			if p.Committed == n {
+				cancel()
+			}
+		}})
+	go func() { done <- fw.Run(ctx) }()
+	fill(t, q, n/2, n) // the producer goes on while forwarding runs
+	require.ErrorIs(t, <-done, context.Canceled)
+
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	require.Len(t, sink.acked, n, "each message acknowledged once")
+	for i, off := range sink.acked {
+		require.Equal(t, uint64(i), off, "in order")
+	}
+	require.LessOrEqual(t, sink.maxLen, 64)
+	require.Greater(t, sink.batches, n/64, "retries happened")
+	require.Equal(t, uint64(n), c.Committed())
+}
+
+// stallSink acknowledges nothing until released: a cluster that is down.
+type stallSink struct {
+	mu      sync.Mutex
+	up      bool
+	tries   int
+	offsets []uint64
+}
+
+func (s *stallSink) Send(_ context.Context, batch []Record) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tries++
+	if !s.up {
+		return 0, errRefused
+	}
+	for _, r := range batch {
+		s.offsets = append(s.offsets, r.Offset)
+	}
+	return len(batch), nil
+}
+
+// TestForwardResumesAfterStop: a forwarder stopped while the cluster is
+// down commits nothing it did not send; a new one, on the reopened queue,
+// resumes at the committed offset and sends the rest in order.
+func TestForwardResumesAfterStop(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *bigqueue.MmapQueue {
+		q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(64<<10))
+		require.NoError(t, err)
+		return q
+	}
+	q := open()
+	fill(t, q, 0, 300)
+	c, err := q.NewConsumer("f")
+	require.NoError(t, err)
+	sink := &stallSink{up: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	fw := New(c, sink, Options{MaxBatch: 50, MinBackoff: time.Microsecond, MaxBackoff: 10 * time.Microsecond,
+		Progress: func(p Progress) {
+			if p.Committed >= 100 {
+				sink.up = false // down after the first 100 (Progress runs on Run's goroutine, inside no Send)
+			}
+			if p.Failures >= 20 {
+				cancel()
+			}
+		}})
+	require.ErrorIs(t, fw.Run(ctx), context.Canceled)
+	require.Equal(t, uint64(100), c.Committed(), "only what was acknowledged")
+	require.NoError(t, q.Close())
+
+	q = open()
+	defer func() { require.NoError(t, q.Close()) }()
+	c, err = q.NewConsumer("f")
+	require.NoError(t, err)
+	sink2 := &stallSink{up: true}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	fw2 := New(c, sink2, Options{MaxBatch: 50, Progress: func(p Progress) {
+		if p.Committed == 300 {
+			cancel2()
+		}
+	}})
+	require.ErrorIs(t, fw2.Run(ctx2), context.Canceled)
+	require.Len(t, sink2.offsets, 200)
+	for i, off := range sink2.offsets {
+		require.Equal(t, uint64(100+i), off)
+	}
+}
