@@ -1,0 +1,111 @@
+package forward
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/seed-ff72c416/bigqueue"
+	"github.com/stretchr/testify/require"
+)
+
+// startNATS starts an embedded NATS server with JetStream, storing in
+// storeDir, on port (0: any); it returns the server.
+func startNATS(t *testing.T, storeDir string, port int) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true,
+	})
+	require.NoError(t, err)
+	go s.Start()
+	require.True(t, s.ReadyForConnections(10*time.Second), "nats-server did not start")
+	return s
+}
+
+// TestJetStreamForward forwards a queue into a JetStream stream while the
+// server is stopped and started again mid-stream: every message arrives,
+// in order, exactly once (the stream drops the re-sent ones by
+// Nats-Msg-Id), and each carries its queue offset.
+func TestJetStreamForward(t *testing.T) {
+	store := t.TempDir()
+	srv := startNATS(t, store, -1)
+	url := srv.ClientURL()
+	_, portStr, _ := cutLast(url, ":")
+	port, err := strconv.Atoi(portStr)
+	require.NoError(t, err)
+
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events"}, Duplicates: time.Hour})
+	require.NoError(t, err)
+	nc.Close()
+
+	q, err := bigqueue.NewMmapQueue(t.TempDir(), bigqueue.SetArenaSize(64<<10))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	const n = 2000
+	for i := range n {
+		require.NoError(t, q.EnqueueString(fmt.Sprintf("event-%d", i)))
+	}
+	c, err := q.NewConsumer("to-nats")
+	require.NoError(t, err)
+
+	sink, err := NewJetStream(url, "events", nats.ReconnectWait(20*time.Millisecond))
+	require.NoError(t, err)
+	defer func() { _ = sink.Close() }()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	restarted := make(chan *server.Server, 1)
+	fw := New(c, sink, Options{MaxBatch: 100, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		Progress: func(p Progress) {
+			if p.Committed >= n/2 && srv != nil {
+				// The cluster goes away mid-stream and comes back.
+				srv.Shutdown()
+				srv.WaitForShutdown()
+				srv = nil
+				go func() { restarted <- startNATS(t, store, port) }()
+			}
+			if p.Committed == n {
+				cancel()
+			}
+		}})
+	require.ErrorIs(t, fw.Run(runCtx), context.Canceled)
+	again := <-restarted
+	defer again.Shutdown()
+
+	nc, err = nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err = jetstream.New(nc)
+	require.NoError(t, err)
+	stream, err := js.Stream(ctx, "EVENTS")
+	require.NoError(t, err)
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(n), info.State.Msgs, "every message once")
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	require.NoError(t, err)
+	for i := range n {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("event-%d", i), string(m.Data()), "in order")
+		require.Equal(t, strconv.Itoa(i), m.Headers().Get(jetstream.MsgIDHeader))
+	}
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	for i := len(s) - len(sep); i >= 0; i-- {
+		if s[i:i+len(sep)] == sep {
+			return s[:i], s[i+len(sep):], true
+		}
+	}
+	return s, "", false
+}
