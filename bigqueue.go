@@ -77,23 +77,7 @@ type MmapQueue struct {
 // verified and the queue ends before the first one that is damaged (see the
 // package documentation).
 func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
-	conf := defaultConfig()
-	for _, opt := range opts {
-		if err := opt(&conf); err != nil {
-			return nil, err
-		}
-	}
-	if err := conf.validate(); err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil, errorf("open %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return nil, errorf("open %s: %w", dir, syscall.ENOTDIR)
-	}
-	d, err := openQDir(dir)
+	conf, d, err := prepareOpen("open", dir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +106,30 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 	q.wg.Add(1)
 	go q.flusher()
 	return q, nil
+}
+
+// prepareOpen is the start of NewMmapQueue and OpenReader (op names which
+// in errors): the options applied and validated before any file is
+// touched, then dir checked and opened.
+func prepareOpen(op, dir string, opts []Option) (config, qdir, error) {
+	conf := defaultConfig()
+	for _, opt := range opts {
+		if err := opt(&conf); err != nil {
+			return conf, qdir{fd: -1}, err
+		}
+	}
+	if err := conf.validate(); err != nil {
+		return conf, qdir{fd: -1}, err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return conf, qdir{fd: -1}, errorf("%s %s: %w", op, dir, err)
+	}
+	if !fi.IsDir() {
+		return conf, qdir{fd: -1}, errorf("%s %s: %w", op, dir, syscall.ENOTDIR)
+	}
+	d, err := openQDir(dir)
+	return conf, d, err
 }
 
 // open loads or creates the queue's files and recovers its state.

@@ -123,3 +123,17 @@ func testSeed(t *testing.T) uint64 {
 	t.Logf("seed %d (replay with BQ_TEST_SEED=%d)", seed, seed)
 	return seed
 }
+
+// startChildWithPipe starts cmd with the write end of a pipe as its fd 3,
+// where children report progress, and returns the read end, closed at
+// cleanup.
+func startChildWithPipe(t *testing.T, cmd *exec.Cmd) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	cmd.ExtraFiles = []*os.File{w}
+	require.NoError(t, cmd.Start())
+	require.NoError(t, w.Close())
+	return r
+}

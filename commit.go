@@ -86,15 +86,9 @@ func (c *Consumer) Commit() error {
 func (c *Consumer) CommitOffset(next uint64) error {
 	c.q.mu.Lock()
 	defer c.q.mu.Unlock()
-	if err := c.q.usable(c.st); err != nil {
-		return err
-	}
-	if c.q.reader {
-		c.q.refresh()
-	}
-	p, err := c.q.positionOf(next, &c.st.win)
+	p, err := c.offsetPosition(next, "commit")
 	if err != nil {
-		return errorf("consumer %q: commit: %w", c.st.name, err)
+		return err
 	}
 	return c.q.commitLocked(c.st, p)
 }
@@ -106,15 +100,9 @@ func (c *Consumer) CommitOffset(next uint64) error {
 func (c *Consumer) Seek(offset uint64) error {
 	c.q.mu.Lock()
 	defer c.q.mu.Unlock()
-	if err := c.q.usable(c.st); err != nil {
-		return err
-	}
-	if c.q.reader {
-		c.q.refresh()
-	}
-	p, err := c.q.positionOf(offset, &c.st.win)
+	p, err := c.offsetPosition(offset, "seek")
 	if err != nil {
-		return errorf("consumer %q: seek: %w", c.st.name, err)
+		return err
 	}
 	old := c.st.cursor
 	c.st.cursor = p
@@ -123,6 +111,23 @@ func (c *Consumer) Seek(offset uint64) error {
 		return errorf("consumer %q: seek: %w", c.st.name, err)
 	}
 	return nil
+}
+
+// offsetPosition is the common start of Seek and CommitOffset (op names
+// which in errors): the consumer usable, a reader's view refreshed, and the
+// position of offset. The queue's lock is held.
+func (c *Consumer) offsetPosition(offset uint64, op string) (position, error) {
+	if err := c.q.usable(c.st); err != nil {
+		return position{}, err
+	}
+	if c.q.reader {
+		c.q.refresh()
+	}
+	p, err := c.q.positionOf(offset, &c.st.win)
+	if err != nil {
+		return position{}, errorf("consumer %q: %s: %w", c.st.name, op, err)
+	}
+	return p, nil
 }
 
 // Committed returns the committed offset: where a reopened queue resumes.

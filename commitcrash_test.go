@@ -75,11 +75,7 @@ func TestReadCommitKill9(t *testing.T) {
 		require.Less(t, life, 200, "the child never finished")
 		killAfter := 1 + rng.IntN(400)
 		cmd := childCommand(t, "reader", dir, readerParams{K: k})
-		r, w, err := os.Pipe()
-		require.NoError(t, err)
-		cmd.ExtraFiles = []*os.File{w}
-		require.NoError(t, cmd.Start())
-		require.NoError(t, w.Close())
+		r := startChildWithPipe(t, cmd)
 		sc := bufio.NewScanner(r)
 		first, lines, done, killed := int64(-1), 0, false, false
 		for sc.Scan() {

@@ -356,12 +356,7 @@ func runCrashChild(t *testing.T, dir string, p crashParams, killAfter int, m *cr
 	cmd := childCommand(t, "crash", dir, p)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	defer func() { _ = r.Close() }()
-	cmd.ExtraFiles = []*os.File{w}
-	require.NoError(t, cmd.Start())
-	require.NoError(t, w.Close())
+	r := startChildWithPipe(t, cmd)
 	killed := false
 	kill := func() {
 		if !killed {

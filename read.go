@@ -235,15 +235,7 @@ func (q *MmapQueue) wait(ctx context.Context, st *consumerState, commit bool) (M
 			q.mu.Unlock()
 			return q.pollWait(ctx, st, commit)
 		}
-		var m Message
-		var err error
-		if commit {
-			var off int64
-			m.Data, off, err = q.readLocked(st, nil, true)
-			m.Offset = uint64(off)
-		} else {
-			m, err = q.readNextLocked(st)
-		}
+		m, err := q.nextLocked(st, commit)
 		if !errors.Is(err, ErrEmptyQueue) {
 			q.mu.Unlock()
 			return m, err
@@ -290,15 +282,7 @@ func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool
 			return Message{}, err
 		}
 		q.refresh()
-		var m Message
-		var err error
-		if commit {
-			var off int64
-			m.Data, off, err = q.readLocked(st, nil, true)
-			m.Offset = uint64(off)
-		} else {
-			m, err = q.readNextLocked(st)
-		}
+		m, err := q.nextLocked(st, commit)
 		q.mu.Unlock()
 		if !errors.Is(err, ErrEmptyQueue) {
 			return m, err
@@ -358,3 +342,13 @@ const (
 	pollMin = 20 * time.Microsecond
 	pollMax = 500 * time.Microsecond
 )
+
+// nextLocked reads the message at st's cursor and moves the cursor past
+// it; with commit set it commits it too (the DequeueWait side of wait).
+func (q *MmapQueue) nextLocked(st *consumerState, commit bool) (Message, error) {
+	if !commit {
+		return q.readNextLocked(st)
+	}
+	data, off, err := q.readLocked(st, nil, true)
+	return Message{Offset: uint64(off), Data: data}, err
+}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"math"
-	"os"
-	"syscall"
 )
 
 // Readers: OpenReader opens a queue that a writer (NewMmapQueue, in this
@@ -38,28 +36,13 @@ import (
 // as in the writer (NewConsumer, FromConsumer, DeleteConsumer, Read,
 // Commit, Seek, Dequeue, ReadWait, ...), each held by one process at a
 // time (ErrLocked for another), the writer keeping what they have not
-// committed, and what their cursor needs after a Seek back (see shared.go). ReadWait and DequeueWait in a reader look for
-// new messages at most every 500 µs. The options must agree with the
+// committed, and what their cursor needs after a Seek back (see shared.go).
+// ReadWait and DequeueWait in a reader sleep until the writer publishes
+// (futex on Linux) or look every 20 to 500 µs (elsewhere). The options must agree with the
 // queue (SetArenaSize); a directory with no queue gives an error wrapping
 // fs.ErrNotExist.
 func OpenReader(dir string, opts ...Option) (*MmapQueue, error) {
-	conf := defaultConfig()
-	for _, opt := range opts {
-		if err := opt(&conf); err != nil {
-			return nil, err
-		}
-	}
-	if err := conf.validate(); err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return nil, errorf("open reader %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return nil, errorf("open reader %s: %w", dir, syscall.ENOTDIR)
-	}
-	d, err := openQDir(dir)
+	conf, d, err := prepareOpen("open reader", dir, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -139,11 +139,7 @@ func TestReaderOfAnotherProcess(t *testing.T) {
 
 	const n = 3000
 	cmd := childCommand(t, "writer", dir, writerParams{N: n})
-	pr, pw, err := os.Pipe()
-	require.NoError(t, err)
-	cmd.ExtraFiles = []*os.File{pw}
-	require.NoError(t, cmd.Start())
-	require.NoError(t, pw.Close())
+	pr := startChildWithPipe(t, cmd)
 	sc := bufio.NewScanner(pr)
 	reported := 0
 	for sc.Scan() {
@@ -313,11 +309,7 @@ func TestReaderProcessKilled(t *testing.T) {
 	require.NoError(t, err)
 
 	cmd := childCommand(t, "osreader", dir, readerParams{K: 10})
-	pr, pw, err := os.Pipe()
-	require.NoError(t, err)
-	cmd.ExtraFiles = []*os.File{pw}
-	require.NoError(t, cmd.Start())
-	require.NoError(t, pw.Close())
+	pr := startChildWithPipe(t, cmd)
 	sc := bufio.NewScanner(pr)
 	last := int64(-1)
 	for sc.Scan() {
