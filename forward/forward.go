@@ -5,8 +5,13 @@
 // messages, in the same order, with exponential backoff and jitter; the
 // queue absorbs the backlog meanwhile, so producers are not slowed.
 //
-// The sinks for Kafka and JetStream come in a later step; this package
-// holds the forwarding loop and the Sink it drives.
+// Two sinks come with it: Kafka (franz-go), each record carrying its
+// queue offset in the OffsetHeader header, and JetStream (nats.go), each
+// message's Nats-Msg-Id its queue offset, so that the stream drops the
+// re-sent ones. A crash of the forwarder or of the cluster re-sends only
+// what was not committed, in the same order: on JetStream the stream
+// drops them within its duplicate window; on Kafka they are the
+// duplicates a consumer of the topic may see.
 package forward
 
 import (
@@ -90,14 +95,16 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	if err := f.c.Seek(f.c.Committed()); err != nil {
 		return fmt.Errorf("forward: %w", err)
 	}
-	batch := make([]Record, 0, f.opts.MaxBatch)
+	buf := make([]Record, 0, f.opts.MaxBatch)
 	backoff := time.Duration(0)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var err error
-		if batch, err = f.fill(ctx, batch[:0]); err != nil {
+		// batch is what of buf is not yet acknowledged; buf keeps its
+		// capacity for the next fill.
+		batch, err := f.fill(ctx, buf[:0])
+		if err != nil {
 			return err
 		}
 		for len(batch) > 0 {

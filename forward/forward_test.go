@@ -165,6 +165,7 @@ func TestForwardResumesAfterStop(t *testing.T) {
 	}})
 	require.ErrorIs(t, fw2.Run(ctx2), context.Canceled)
 	require.Len(t, sink2.offsets, 200)
+	require.Equal(t, 4, sink2.tries, "a backlog goes in full batches")
 	for i, off := range sink2.offsets {
 		require.Equal(t, uint64(100+i), off)
 	}
