@@ -49,6 +49,10 @@ type Options struct {
 	// doubles from MinBackoff after each failure in a row, with up to half
 	// of it added at random. Defaults 50 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
+	// StopGrace is how long Run, once its context ends, still waits for
+	// the batch in flight to be acknowledged, so that it can commit it.
+	// Default 5 s.
+	StopGrace time.Duration
 	// Progress, when set, is called after each acknowledged batch and each
 	// failure, from the goroutine running Run.
 	Progress func(Progress)
@@ -80,6 +84,9 @@ func New(c *bigqueue.Consumer, sink Sink, opts Options) *Forwarder {
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 50 * time.Millisecond
 	}
+	if opts.StopGrace <= 0 {
+		opts.StopGrace = 5 * time.Second
+	}
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = max(5*time.Second, opts.MinBackoff)
 	}
@@ -87,14 +94,25 @@ func New(c *bigqueue.Consumer, sink Sink, opts Options) *Forwarder {
 }
 
 // Run forwards messages until ctx ends, then returns ctx.Err() with every
-// acknowledged message committed. Another error of the queue (a damaged
-// record, a closed queue) ends it too; a sink's errors are retried.
+// acknowledged message committed: a batch in flight when ctx ends has
+// Options.StopGrace to be acknowledged. Another error of the queue (a
+// damaged record, a closed queue) ends it too; a sink's errors are
+// retried.
 func (f *Forwarder) Run(ctx context.Context) error {
 	// Messages read but not committed are read again: the forwarder
 	// starts from the committed offset.
 	if err := f.c.Seek(f.c.Committed()); err != nil {
 		return fmt.Errorf("forward: %w", err)
 	}
+	// A send outlives ctx by StopGrace.
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(f.opts.StopGrace, cancelSend)
+		<-sendCtx.Done()
+		t.Stop()
+	})
+	defer stopGrace()
 	buf := make([]Record, 0, f.opts.MaxBatch)
 	backoff := time.Duration(0)
 	for {
@@ -108,7 +126,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			return err
 		}
 		for len(batch) > 0 {
-			acked, err := f.sink.Send(ctx, batch)
+			acked, err := f.sink.Send(sendCtx, batch)
 			acked = max(0, min(acked, len(batch)))
 			if acked > 0 {
 				if cerr := f.c.CommitOffset(batch[acked-1].Offset + 1); cerr != nil {

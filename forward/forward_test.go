@@ -170,3 +170,54 @@ func TestForwardResumesAfterStop(t *testing.T) {
 		require.Equal(t, uint64(100+i), off)
 	}
 }
+
+// gateSink holds each Send until the test opens the gate, then
+// acknowledges the batch, unless its context ends first.
+type gateSink struct {
+	started chan int // the length of each batch sent
+	gate    chan struct{}
+}
+
+func (s *gateSink) Send(ctx context.Context, batch []Record) (int, error) {
+	s.started <- len(batch)
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err // a send whose context ended has no answer
+	}
+	return len(batch), nil
+}
+
+// TestForwardStopWaitsForBatchInFlight: when Run's context ends during a
+// send, the batch in flight still gets its acknowledgement and is
+// committed (within StopGrace); a send that outlasts StopGrace is
+// abandoned, uncommitted.
+func TestForwardStopWaitsForBatchInFlight(t *testing.T) {
+	q, err := bigqueue.NewMmapQueue(t.TempDir(), bigqueue.SetArenaSize(64<<10))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	fill(t, q, 0, 100)
+	c, err := q.NewConsumer("f")
+	require.NoError(t, err)
+
+	sink := &gateSink{started: make(chan int, 1), gate: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(c, sink, Options{MaxBatch: 40, StopGrace: time.Minute}).Run(ctx) }()
+	require.Equal(t, 40, <-sink.started)
+	cancel() // SIGTERM while the first batch is in flight
+	close(sink.gate)
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.Equal(t, uint64(40), c.Committed(), "the batch in flight was acknowledged, then committed")
+
+	// A cluster that never answers: Run gives up after StopGrace.
+	sink = &gateSink{started: make(chan int, 1), gate: make(chan struct{})}
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- New(c, sink, Options{MaxBatch: 40, StopGrace: 10 * time.Millisecond}).Run(ctx) }()
+	require.Equal(t, 40, <-sink.started)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	require.Equal(t, uint64(40), c.Committed(), "nothing more")
+}

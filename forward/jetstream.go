@@ -2,47 +2,117 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// JetStream is a Sink into a NATS JetStream stream: each record is
-// published to Subject with the Nats-Msg-Id header set to its queue
-// offset, so that the stream drops a re-sent record within its duplicate
-// window. The stream is created by its owner, not by the forwarder.
+// JetStreamConfig says where a JetStream sink publishes.
+type JetStreamConfig struct {
+	// URL of the NATS server (nats://host:port).
+	URL string
+	// Subject the messages are published to. The stream that stores it
+	// is created by its owner, not by the forwarder, and must hold this
+	// forwarder's messages only: it tells a re-sent message by its
+	// Nats-Msg-Id, which is the bare queue offset, across all its
+	// subjects.
+	Subject string
+	// AckTimeout is how long Send waits for the stream's acknowledgement
+	// of a message before it counts it as failed; the Forwarder then
+	// sends it again. Default DefaultDeliveryTimeout.
+	AckTimeout time.Duration
+	// Options are nats.go connection options (credentials, TLS, reconnect
+	// pacing), applied after the sink's own: reconnect forever.
+	Options []nats.Option
+}
+
+// JetStream is a Sink into a NATS JetStream stream. Each message is
+// published to the subject with the Nats-Msg-Id header set to its queue
+// offset, so that the stream drops a re-sent message within its duplicate
+// window (the stream's Duplicates setting).
+//
+// A batch is published without waiting for each acknowledgement in turn,
+// and still lands in order: every message after the first of a batch
+// carries Nats-Expected-Last-Msg-Id, the offset of the message before it,
+// so that when one is lost (a server going away mid-batch) the stream
+// refuses the ones after it rather than storing them ahead of it. The
+// Forwarder then re-sends from the lost one; the stream drops those it
+// already had.
 type JetStream struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	subject string
+	futs    []jetstream.PubAckFuture
+
+	published func(i int) // a test's hook, after message i of a batch went out
 }
 
-// NewJetStream connects to the NATS server at url and returns a sink that
-// publishes to subject. NATS reconnects by itself; a publish while it is
-// away fails, and the Forwarder retries.
-func NewJetStream(url, subject string, opts ...nats.Option) (*JetStream, error) {
-	opts = append([]nats.Option{nats.MaxReconnects(-1)}, opts...)
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("forward: connect to %s: %w", url, err)
+// NewJetStream connects to the NATS server at cfg.URL and returns a sink
+// that publishes to cfg.Subject. NATS reconnects by itself; a message
+// published while it is away fails after the ack timeout, or is refused,
+// and the Forwarder sends it again.
+func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
+	if cfg.Subject == "" {
+		return nil, fmt.Errorf("forward: jetstream sink for %s: %w", cfg.URL, errNoSubject)
 	}
-	js, err := jetstream.New(nc)
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = DefaultDeliveryTimeout
+	}
+	opts := append([]nats.Option{nats.MaxReconnects(-1)}, cfg.Options...)
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("forward: connect to %s: %w", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("forward: jetstream on %s: %w", url, err)
+		return nil, fmt.Errorf("forward: jetstream on %s: %w", cfg.URL, err)
 	}
-	return &JetStream{nc: nc, js: js, subject: subject}, nil
+	return &JetStream{nc: nc, js: js, subject: cfg.Subject}, nil
 }
 
-// Send publishes the batch in order and waits for each acknowledgement;
-// acked counts those acknowledged before the first failure.
+var errNoSubject = errors.New("no subject")
+
+// Send publishes the batch and waits for the acknowledgements in order;
+// acked counts those acknowledged before the first failure. A message the
+// stream dropped as a duplicate counts as acknowledged: the stream has it.
 func (s *JetStream) Send(ctx context.Context, batch []Record) (int, error) {
+	futs := s.futs[:0]
+	var pubErr error
+	prev := ""
 	for i, r := range batch {
-		if _, err := s.js.Publish(ctx, s.subject, r.Data, jetstream.WithMsgID(strconv.FormatUint(r.Offset, 10))); err != nil {
-			return i, fmt.Errorf("forward: publish offset %d to %s: %w", r.Offset, s.subject, err)
+		id := strconv.FormatUint(r.Offset, 10)
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(id)}
+		if i > 0 {
+			opts = append(opts, jetstream.WithExpectLastMsgID(prev))
 		}
+		f, err := s.js.PublishAsync(s.subject, r.Data, opts...)
+		if err != nil {
+			pubErr = fmt.Errorf("forward: publish offset %d to %s: %w", r.Offset, s.subject, err)
+			break
+		}
+		futs = append(futs, f)
+		prev = id
+		if s.published != nil {
+			s.published(i)
+		}
+	}
+	s.futs = futs
+	for i, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return i, fmt.Errorf("forward: publish offset %d to %s: %w", batch[i].Offset, s.subject, err)
+		case <-ctx.Done():
+			return i, fmt.Errorf("forward: publish offset %d to %s: %w", batch[i].Offset, s.subject, ctx.Err())
+		}
+	}
+	if pubErr != nil {
+		return len(futs), pubErr
 	}
 	return len(batch), nil
 }
