@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -26,7 +25,8 @@ type JetStreamConfig struct {
 	// sends it again. Default DefaultDeliveryTimeout.
 	AckTimeout time.Duration
 	// Options are nats.go connection options (credentials, TLS, reconnect
-	// pacing), applied after the sink's own: reconnect forever.
+	// pacing), applied after the sink's own: connect and reconnect
+	// forever.
 	Options []nats.Option
 }
 
@@ -57,12 +57,13 @@ type JetStream struct {
 // and the Forwarder sends it again.
 func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	if cfg.Subject == "" {
-		return nil, fmt.Errorf("forward: jetstream sink for %s: %w", cfg.URL, errNoSubject)
+		return nil, fmt.Errorf("%w: jetstream sink for %s: no subject", ErrBadSink, cfg.URL)
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = DefaultDeliveryTimeout
 	}
-	opts := append([]nats.Option{nats.MaxReconnects(-1)}, cfg.Options...)
+	// A server that is not up yet is one that is away: keep trying.
+	opts := append([]nats.Option{nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, cfg.Options...)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("forward: connect to %s: %w", cfg.URL, err)
@@ -74,8 +75,6 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	}
 	return &JetStream{nc: nc, js: js, subject: cfg.Subject}, nil
 }
-
-var errNoSubject = errors.New("no subject")
 
 // Send publishes the batch and waits for the acknowledgements in order;
 // acked counts those acknowledged before the first failure. A message the

@@ -44,6 +44,9 @@ const DefaultDeliveryTimeout = 10 * time.Second
 // brokers are away, Send fails after the delivery timeout, or as soon as
 // its context ends, and the Forwarder retries.
 func NewKafka(seeds []string, topic string, opts ...kgo.Opt) (*Kafka, error) {
+	if topic == "" {
+		return nil, fmt.Errorf("%w: kafka sink for %v: no topic", ErrBadSink, seeds)
+	}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),

@@ -52,12 +52,14 @@ case $mode in
 tidy)
 	for m in "${dependents[@]}"; do
 		(cd "$root/$m" && go mod edit -dropreplace="$lib" -require="$lib@$version")
-		# The library's checksum changes with its files: forget the old one.
+		# The library's checksum changes with its files: forget the old one
+		# (and the forwarder's, which the tool requires).
 		if [ -f "$root/$m/go.sum" ]; then
-			grep -v "^$lib v" "$root/$m/go.sum" >"$work/go.sum" || true
+			grep -v -e "^$lib v" -e "^$lib/forward v" "$root/$m/go.sum" >"$work/go.sum" || true
 			cat "$work/go.sum" >"$root/$m/go.sum"
 		fi
 	done
+	(cd "$root/cmd/bigqueue" && go mod edit -dropreplace="$lib/forward" -require="$lib/forward@$version")
 	for m in "${modules[@]}"; do
 		(cd "$root/$m" && go mod tidy)
 	done
@@ -65,8 +67,8 @@ tidy)
 	# is the library of the clone: a workspace module only sets a root of
 	# the module graph, so without this the go command would fetch
 	# $lib@$version to read its go.mod.
-	sed -i.bak "/^replace $(printf '%s' "$lib" | sed 's#/#\\/#g') /d" "$root/go.work" && rm -f "$root/go.work.bak"
-	go work edit -replace="$lib@$version=./" "$root/go.work"
+	sed -i.bak "/^replace $(printf '%s' "$lib" | sed 's#/#\\/#g')[ /]/d" "$root/go.work" && rm -f "$root/go.work.bak"
+	go work edit -replace="$lib@$version=./" -replace="$lib/forward@$version=./forward" "$root/go.work"
 	echo "tidy: every module, the tool and the benchmarks on $lib@$version"
 	;;
 
@@ -86,6 +88,10 @@ tidy-check)
 	done
 	grep -qx "replace $lib $version => ./" "$root/go.work" ||
 		fail "go.work does not replace $lib@$version with the clone's library; run 'make tidy'"
+	got=$(cd "$root/cmd/bigqueue" && go list -m -f '{{.Version}}' "$lib/forward")
+	[ "$got" = "$version" ] || fail "cmd/bigqueue requires $lib/forward@$got, want $version; run 'make tidy'"
+	grep -q "$lib/forward $version => ./forward" "$root/go.work" ||
+		fail "go.work does not replace $lib/forward@$version with the clone's forwarder; run 'make tidy'"
 	echo "tidy-check: ${#modules[@]} modules tidy on their own, no replace, tool and benchmarks on $lib@$version"
 	;;
 

@@ -1,6 +1,7 @@
 // Command bigqueue inspects and drives a bigqueue directory from the shell:
 // it enqueues messages from stdin, dequeues messages to stdout (consuming
-// each only once it is written), lists and deletes named consumers, prints
+// each only once it is written), forwards a named consumer to Kafka or
+// NATS JetStream, lists and deletes named consumers, prints
 // a queue's state, verifies every record on disk, and benchmarks the
 // library.
 //
@@ -47,6 +48,7 @@ type command struct {
 var commands = []command{
 	{"enqueue", "append the messages of stdin, one per line (or -format nul, len)", runEnqueue},
 	{"dequeue", "write messages to stdout, then consume them; -follow waits for more", runDequeue},
+	{"forward", "send a named consumer's messages to Kafka or NATS JetStream, following new ones", runForward},
 	{"consumers", "list the named consumers with their offsets, or delete one", runConsumers},
 	{"stat", "show arenas, disk use, head, tail and consumers", runStat},
 	{"check", "verify every record kept in the queue", runCheck},

@@ -1,0 +1,46 @@
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ErrBadSink is wrapped by the errors of a sink address or configuration
+// that cannot work: an unknown scheme, no host, no topic or subject.
+var ErrBadSink = errors.New("forward: bad sink")
+
+// ClosingSink is a Sink that holds a connection until Close.
+type ClosingSink interface {
+	Sink
+	io.Closer
+}
+
+// Dial returns the sink that addr names, with the defaults of its kind:
+//
+//	kafka://HOST:PORT[,HOST:PORT...]/TOPIC   NewKafka: the seed brokers and the topic
+//	nats://[USER:PASS@]HOST:PORT/SUBJECT     NewJetStream: the server and the subject
+//
+// The caller closes it.
+func Dial(addr string) (ClosingSink, error) {
+	scheme, rest, ok := strings.Cut(addr, "://")
+	if !ok {
+		return nil, fmt.Errorf("%w %q: want kafka://HOST:PORT/TOPIC or nats://HOST:PORT/SUBJECT", ErrBadSink, addr)
+	}
+	hosts, dest, _ := strings.Cut(rest, "/")
+	switch {
+	case hosts == "":
+		return nil, fmt.Errorf("%w %q: no host", ErrBadSink, addr)
+	case dest == "":
+		return nil, fmt.Errorf("%w %q: no topic or subject after the host", ErrBadSink, addr)
+	}
+	switch scheme {
+	case "kafka":
+		return NewKafka(strings.Split(hosts, ","), dest)
+	case "nats":
+		return NewJetStream(JetStreamConfig{URL: "nats://" + hosts, Subject: dest})
+	default:
+		return nil, fmt.Errorf("%w %q: unknown scheme %q (kafka or nats)", ErrBadSink, addr, scheme)
+	}
+}
