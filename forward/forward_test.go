@@ -221,3 +221,39 @@ func TestForwardStopWaitsForBatchInFlight(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	require.Equal(t, uint64(40), c.Committed(), "nothing more")
 }
+
+// sizeSink records the length of each batch it acknowledges.
+type sizeSink struct{ lens []int }
+
+func (s *sizeSink) Send(_ context.Context, batch []Record) (int, error) {
+	s.lens = append(s.lens, len(batch))
+	return len(batch), nil
+}
+
+// TestForwardBatchBytes: a batch stops before MaxBatchBytes; a message
+// larger than that goes alone; none is skipped or sent twice.
+func TestForwardBatchBytes(t *testing.T) {
+	q, err := bigqueue.NewMmapQueue(t.TempDir(), bigqueue.SetArenaSize(64<<10))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	small := make([]byte, 100)
+	for range 25 {
+		require.NoError(t, q.Enqueue(small))
+	}
+	require.NoError(t, q.Enqueue(make([]byte, 5000)))
+	for range 5 {
+		require.NoError(t, q.Enqueue(small))
+	}
+	c, err := q.NewConsumer("f")
+	require.NoError(t, err)
+	sink := &sizeSink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fw := New(c, sink, Options{MaxBatchBytes: 1000, Progress: func(p Progress) {
+		if p.Committed == 31 {
+			cancel()
+		}
+	}})
+	require.ErrorIs(t, fw.Run(ctx), context.Canceled)
+	require.Equal(t, []int{10, 10, 5, 1, 5}, sink.lens)
+}

@@ -68,7 +68,9 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("forward: connect to %s: %w", cfg.URL, err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
+	// What is in flight is bounded by the Forwarder's batch, not here.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+		jetstream.WithPublishAsyncMaxPending(1<<16))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("forward: jetstream on %s: %w", cfg.URL, err)

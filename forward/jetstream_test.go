@@ -16,7 +16,7 @@ import (
 
 // startNATS starts an embedded NATS server with JetStream, storing in
 // storeDir, on port (0: any); it returns the server.
-func startNATS(t *testing.T, storeDir string, port int) *server.Server {
+func startNATS(t testing.TB, storeDir string, port int) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true,

@@ -90,6 +90,9 @@ func (s *Kafka) Send(ctx context.Context, batch []Record) (int, error) {
 			wg.Done()
 		})
 	}
+	// Send now rather than after the client's linger: nothing else is
+	// coming until this batch is acknowledged.
+	_ = s.cl.Flush(ctx) // its error is ctx's, which the records' errors say
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {

@@ -44,7 +44,7 @@ func runForward(e *env, args []string) error {
 	f := newFlags("forward", "-consumer NAME -to URL [-batch N] [-progress D] DIR", forwardAbout)
 	name := f.String("consumer", "", "forward the named consumer `NAME` (created at the oldest message if new)")
 	to := f.String("to", "", "the cluster and topic or subject, as a `URL` (see above)")
-	batch := f.Int("batch", 256, "at most `N` messages in flight")
+	batch := f.Int("batch", forward.DefaultMaxBatch, "at most `N` messages in flight (and 4 MiB of them)")
 	every := f.Duration("progress", time.Second, "rewrite the progress line every `D` (on a terminal; else print one); 0: none")
 	pos, err := f.parse(args, "DIR")
 	if err != nil {

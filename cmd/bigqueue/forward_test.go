@@ -57,7 +57,7 @@ type forwardChild struct {
 
 func startForward(t *testing.T, bin, dir, to string) *forwardChild {
 	t.Helper()
-	cmd := exec.Command(bin, "forward", "-consumer", "f", "-to", to, "-progress", "10ms", dir)
+	cmd := exec.Command(bin, "forward", "-consumer", "f", "-to", to, "-batch", "256", "-progress", "10ms", dir)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
