@@ -158,7 +158,8 @@ EOF
 	got=$("$bq" dequeue -n 2 "$qdir" | tr '\n' ' ')
 	[ "$got" = "first second " ] || fail "installed tool dequeued '$got'"
 	"$bq" bench -n 20000 -quiet >/dev/null
-	echo "go install $lib/cmd/bigqueue@$version: enqueue, check, dequeue and bench ran"
+	"$bq" forward -h | grep -q "kafka://" || fail "installed tool has no forward command"
+	echo "go install $lib/cmd/bigqueue@$version: enqueue, check, dequeue, bench and forward -h ran"
 	;;
 
 *)
