@@ -46,22 +46,35 @@ fail() {
 	exit 1
 }
 
-(cd "$root/release" && go run . -version "$version" -out "$work/proxy" "$root" "$root/cmd/bigqueue" "$root/forward") >/dev/null
+pack() {
+	rm -rf "$work/proxy"
+	(cd "$root/release" && go run . -version "$version" -out "$work/proxy" "$root" "$root/cmd/bigqueue" "$root/forward") >/dev/null
+}
+pack
 
 case $mode in
 tidy)
-	for m in "${dependents[@]}"; do
-		(cd "$root/$m" && go mod edit -dropreplace="$lib" -require="$lib@$version")
-		# The library's checksum changes with its files: forget the old one
-		# (and the forwarder's, which the tool requires).
-		if [ -f "$root/$m/go.sum" ]; then
-			grep -v -e "^$lib v" -e "^$lib/forward v" "$root/$m/go.sum" >"$work/go.sum" || true
-			cat "$work/go.sum" >"$root/$m/go.sum"
+	# Twice: the tool requires the forwarder, whose go.sum (so its
+	# checksum) changes in the first round with the library's checksum.
+	# The second round packs that forwarder, in a module cache of its own.
+	for round in 1 2; do
+		if [ "$round" = 2 ]; then
+			export GOMODCACHE="$work/modcache2"
+			pack
 		fi
-	done
-	(cd "$root/cmd/bigqueue" && go mod edit -dropreplace="$lib/forward" -require="$lib/forward@$version")
-	for m in "${modules[@]}"; do
-		(cd "$root/$m" && go mod tidy)
+		for m in "${dependents[@]}"; do
+			(cd "$root/$m" && go mod edit -dropreplace="$lib" -require="$lib@$version")
+			# The library's checksum changes with its files: forget the old one
+			# (and the forwarder's, which the tool requires).
+			if [ -f "$root/$m/go.sum" ]; then
+				grep -v -e "^$lib v" -e "^$lib/forward v" "$root/$m/go.sum" >"$work/go.sum" || true
+				cat "$work/go.sum" >"$root/$m/go.sum"
+			fi
+		done
+		(cd "$root/cmd/bigqueue" && go mod edit -dropreplace="$lib/forward" -require="$lib/forward@$version")
+		for m in "${modules[@]}"; do
+			(cd "$root/$m" && go mod tidy)
+		done
 	done
 	# In the workspace, the tool's requirement of the library at $version
 	# is the library of the clone: a workspace module only sets a root of

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,5 +296,29 @@ func TestForwardKilled(t *testing.T) {
 			// At most a batch (-batch 256) was in flight when it was killed.
 			eng.check(t, n, committed, committed+256)
 		})
+	}
+}
+
+// TestForwardStopWhileClusterDown: with nothing listening at the
+// cluster's address, SIGTERM still ends the forwarder (the batch in
+// flight gets its grace, then is dropped uncommitted): exit 0, nothing
+// committed, the messages still there for the next run.
+func TestForwardStopWhileClusterDown(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "bigqueue")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close()) // a port nobody listens on
+
+	for _, to := range []string{"nats://" + addr + "/events", "kafka://" + addr + "/events"} {
+		dir := newQueue(t, "a", "b", "c")
+		c := startForward(t, bin, dir, to)
+		line := <-c.lines // running: it has shown its progress once
+		assert.Contains(t, line, "0 messages forwarded", to)
+		last := c.stop(t)
+		assert.Equal(t, "bigqueue forward: stopped after 0 messages forwarded; consumer f committed at offset 0", last, to)
+		assert.Equal(t, []namedConsumerJSON{{Name: "f", Offset: 0, Backlog: 3}}, consumersJSONOf(t, dir).Consumers, to)
 	}
 }
