@@ -40,6 +40,21 @@ type Sink interface {
 	Send(ctx context.Context, batch []Record) (acked int, err error)
 }
 
+// PipelineSink is a Sink that can have several batches in flight, in
+// order. Publish sends batch after every batch published before it and
+// returns without waiting for the cluster; the function it returns waits
+// for the acknowledgements and reports them as Send does. The Forwarder
+// calls each wait function once, in the order of the batches, on the
+// goroutine that calls Publish; after a failure it waits for every batch
+// in flight before it publishes again, from the first message not
+// acknowledged. A PipelineSink must not let a batch be stored ahead of a
+// message lost before it: the JetStream sink has the stream check that
+// each message follows the one before it.
+type PipelineSink interface {
+	Sink
+	Publish(ctx context.Context, batch []Record) (wait func() (acked int, err error))
+}
+
 // Defaults of Options.
 const (
 	DefaultMaxBatch      = 2048
@@ -48,18 +63,20 @@ const (
 
 // Options tune a Forwarder; the zero value gives the defaults.
 type Options struct {
-	// MaxBatch and MaxBatchBytes bound what is in flight: one batch of at
-	// most MaxBatch messages and MaxBatchBytes bytes of messages (or one
-	// message, when it alone is larger), sent and acknowledged before the
-	// next is read. Defaults DefaultMaxBatch and DefaultMaxBatchBytes: on
-	// the benchmark's loopback engines, 256 messages a batch cost a third
-	// of JetStream's messages/s, 2048 about a tenth.
+	// MaxBatch and MaxBatchBytes bound a batch: at most MaxBatch messages
+	// and MaxBatchBytes bytes of messages (or one message, when it alone
+	// is larger). What is in flight is at most InFlight batches.
+	// Defaults DefaultMaxBatch and DefaultMaxBatchBytes.
 	MaxBatch      int
 	MaxBatchBytes int
 	// MinBackoff and MaxBackoff bound the pause before a retry, which
 	// doubles from MinBackoff after each failure in a row, with up to half
 	// of it added at random. Defaults 50 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
+	// InFlight is how many batches a PipelineSink may have in flight at
+	// once; other sinks have one. Default 2: the next batch is read and
+	// sent while the cluster stores the last.
+	InFlight int
 	// StopGrace is how long Run, once its context ends, still waits for
 	// the batch in flight to be acknowledged, so that it can commit it.
 	// Default 5 s.
@@ -100,6 +117,9 @@ func New(c *bigqueue.Consumer, sink Sink, opts Options) *Forwarder {
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 50 * time.Millisecond
 	}
+	if opts.InFlight <= 0 {
+		opts.InFlight = 2
+	}
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = 5 * time.Second
 	}
@@ -110,8 +130,8 @@ func New(c *bigqueue.Consumer, sink Sink, opts Options) *Forwarder {
 }
 
 // Run forwards messages until ctx ends, then returns ctx.Err() with every
-// acknowledged message committed: a batch in flight when ctx ends has
-// Options.StopGrace to be acknowledged. Another error of the queue (a
+// acknowledged message committed: the batches in flight when ctx ends
+// have Options.StopGrace to be acknowledged. Another error of the queue (a
 // damaged record, a closed queue) ends it too; a sink's errors are
 // retried.
 func (f *Forwarder) Run(ctx context.Context) error {
@@ -130,63 +150,124 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		t.Stop()
 	})
 	defer stopGrace()
-	buf := make([]Record, 0, f.opts.MaxBatch)
+	window := 1
+	ps, pipelined := f.sink.(PipelineSink)
+	if pipelined {
+		window = f.opts.InFlight
+	}
+	// Batches in flight, oldest first, each in a buffer of its own.
+	type flight struct {
+		batch []Record
+		wait  func() (int, error)
+	}
+	var flying []flight
+	free := make([][]Record, window)
+	for i := range free {
+		free[i] = make([]Record, 0, f.opts.MaxBatch)
+	}
 	backoff := time.Duration(0)
+	var stop error // ends Run once nothing is in flight
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		// batch is what of buf is not yet acknowledged; buf keeps its
-		// capacity for the next fill.
-		batch, err := f.fill(ctx, buf[:0])
-		if err != nil {
-			return err
-		}
-		for len(batch) > 0 {
-			acked, err := f.sink.Send(sendCtx, batch)
-			acked = max(0, min(acked, len(batch)))
-			if acked > 0 {
-				if cerr := f.c.CommitOffset(batch[acked-1].Offset + 1); cerr != nil {
-					return fmt.Errorf("forward: commit: %w", cerr)
-				}
-				f.prog.Forwarded += uint64(acked)
-				f.prog.Committed = batch[acked-1].Offset + 1
-				batch = batch[acked:]
+		// Send batches until the window is full or nothing is waiting;
+		// wait for a message only when nothing is in flight.
+		for stop == nil && len(flying) < window && ctx.Err() == nil {
+			buf := free[len(free)-1]
+			batch, err := f.fill(ctx, buf[:0], len(flying) == 0)
+			if err != nil {
+				stop = err
+				break
 			}
-			if err == nil {
-				backoff = 0
-				f.prog.LastError = nil
-				f.report()
-				continue
+			if len(batch) == 0 {
+				break
 			}
-			f.prog.Failures++
-			f.prog.LastError = err
+			free = free[:len(free)-1]
+			fl := flight{batch: batch}
+			if pipelined {
+				fl.wait = ps.Publish(sendCtx, batch)
+			} else {
+				fl.wait = func() (int, error) { return f.sink.Send(sendCtx, batch) }
+			}
+			flying = append(flying, fl)
+		}
+		if len(flying) == 0 {
+			if stop != nil {
+				return stop
+			}
+			return ctx.Err()
+		}
+		fl := flying[0]
+		flying = flying[1:]
+		acked, err := fl.wait()
+		free = append(free, fl.batch[:0])
+		acked = max(0, min(acked, len(fl.batch)))
+		if acked > 0 {
+			if cerr := f.c.CommitOffset(fl.batch[acked-1].Offset + 1); cerr != nil {
+				return fmt.Errorf("forward: commit: %w", cerr)
+			}
+			f.prog.Forwarded += uint64(acked)
+			f.prog.Committed = fl.batch[acked-1].Offset + 1
+		}
+		if err == nil && acked == len(fl.batch) {
+			backoff = 0
+			f.prog.LastError = nil
 			f.report()
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			backoff = f.next(backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
+			continue
+		}
+		if err == nil {
+			err = fmt.Errorf("forward: %d of a batch of %d acknowledged, without an error", acked, len(fl.batch))
+		}
+		// What was sent after the failure is not committed, whatever
+		// became of it: wait for it, then read again from the first
+		// message not acknowledged.
+		for _, later := range flying {
+			_, _ = later.wait()
+			free = append(free, later.batch[:0])
+		}
+		flying = flying[:0]
+		f.carry = nil
+		if serr := f.c.Seek(f.c.Committed()); serr != nil {
+			return fmt.Errorf("forward: %w", serr)
+		}
+		f.prog.Failures++
+		f.prog.LastError = err
+		f.report()
+		if stop != nil {
+			return stop
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		backoff = f.next(backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
 		}
 	}
 }
 
-// fill reads a batch: the first message waiting for it, the rest as far
-// as they are there and fit.
-func (f *Forwarder) fill(ctx context.Context, batch []Record) ([]Record, error) {
-	if f.carry != nil {
+// fill reads a batch: the messages that are there and fit, waiting for
+// the first one when wait is set (else the batch may be empty).
+func (f *Forwarder) fill(ctx context.Context, batch []Record, wait bool) ([]Record, error) {
+	switch {
+	case f.carry != nil:
 		batch = append(batch, *f.carry)
 		f.carry = nil
-	} else {
+	case wait:
 		m, err := f.c.ReadWait(ctx)
 		if err != nil {
 			return batch, err
+		}
+		batch = append(batch, Record{m.Offset, m.Data})
+	default:
+		m, err := f.c.Read()
+		if errors.Is(err, bigqueue.ErrEmptyQueue) {
+			return batch, nil
+		}
+		if err != nil {
+			return batch, fmt.Errorf("forward: read: %w", err)
 		}
 		batch = append(batch, Record{m.Offset, m.Data})
 	}

@@ -257,3 +257,82 @@ func TestForwardBatchBytes(t *testing.T) {
 	require.ErrorIs(t, fw.Run(ctx), context.Canceled)
 	require.Equal(t, []int{10, 10, 5, 1, 5}, sink.lens)
 }
+
+// chainSink is a PipelineSink that models a JetStream stream with the
+// chain: it stores what it is sent, in order, refusing at random; once a
+// message is refused, it refuses everything after it until the Forwarder
+// has waited for every batch in flight.
+type chainSink struct {
+	t        *testing.T
+	c        *bigqueue.Consumer
+	rng      *rand.Rand
+	stored   []uint64
+	inFlight int
+	most     int // the most batches in flight at once
+	broken   bool
+}
+
+func (s *chainSink) Send(ctx context.Context, batch []Record) (int, error) {
+	return s.Publish(ctx, batch)()
+}
+
+func (s *chainSink) Publish(_ context.Context, batch []Record) func() (int, error) {
+	if s.inFlight == 0 {
+		s.broken = false
+		if got := s.c.Committed(); got != batch[0].Offset {
+			s.t.Errorf("nothing in flight: batch starts at %d, committed is %d", batch[0].Offset, got)
+		}
+	}
+	s.inFlight++
+	s.most = max(s.most, s.inFlight)
+	acked := 0
+	for _, r := range batch {
+		if s.broken || s.rng.Float64() < 0.002 {
+			s.broken = true
+			break
+		}
+		s.stored = append(s.stored, r.Offset)
+		acked++
+	}
+	return func() (int, error) {
+		s.inFlight--
+		if acked < len(batch) {
+			return acked, errRefused
+		}
+		return acked, nil
+	}
+}
+
+// TestForwardPipelined: with two batches in flight and a cluster that
+// refuses now and then (and then everything after, as the JetStream
+// chain does), every message is stored once, in order, and committed;
+// after a failure the Forwarder waits for the batch in flight and starts
+// again from the first message not acknowledged.
+func TestForwardPipelined(t *testing.T) {
+	q, err := bigqueue.NewMmapQueue(t.TempDir(), bigqueue.SetArenaSize(64<<10))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	const n = 20_000
+	fill(t, q, 0, n)
+	c, err := q.NewConsumer("f")
+	require.NoError(t, err)
+	sink := &chainSink{t: t, c: c, rng: rand.New(rand.NewPCG(3, 4))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var failures uint64
+	fw := New(c, sink, Options{MaxBatch: 100, MinBackoff: time.Microsecond, MaxBackoff: 10 * time.Microsecond,
+		Progress: func(p Progress) {
+			failures = p.Failures
+			if p.Committed == n {
+				cancel()
+			}
+		}})
+	require.ErrorIs(t, fw.Run(ctx), context.Canceled)
+	require.Len(t, sink.stored, n, "each message once")
+	for i, off := range sink.stored {
+		require.Equal(t, uint64(i), off, "in order")
+	}
+	require.Equal(t, 2, sink.most, "two batches in flight")
+	require.NotZero(t, failures)
+	require.Equal(t, uint64(n), c.Committed())
+}

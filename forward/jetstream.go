@@ -2,6 +2,7 @@ package forward
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -35,10 +36,11 @@ type JetStreamConfig struct {
 // offset, so that the stream drops a re-sent message within its duplicate
 // window (the stream's Duplicates setting).
 //
-// A batch is published without waiting for each acknowledgement in turn,
-// and still lands in order: every message after the first of a batch
-// carries Nats-Expected-Last-Msg-Id, the offset of the message before it,
-// so that when one is lost (a server going away mid-batch) the stream
+// Messages are published without waiting for each acknowledgement in
+// turn, two batches at a time by default (it is a PipelineSink), and
+// still land in order: each message published while the one before it is
+// in flight carries Nats-Expected-Last-Msg-Id, that message's offset, so
+// that when one is lost (a server going away mid-batch) the stream
 // refuses the ones after it rather than storing them ahead of it. The
 // Forwarder then re-sends from the lost one; the stream drops those it
 // already had.
@@ -46,7 +48,11 @@ type JetStream struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	subject string
-	futs    []jetstream.PubAckFuture
+	// The state of the batches in flight, used by the goroutine that
+	// publishes (see PipelineSink).
+	inFlight int    // batches published and not yet waited for
+	last     string // Nats-Msg-Id of the last message published
+	broken   bool   // a message in flight failed
 
 	published func(i int) // a test's hook, after message i of a batch went out
 }
@@ -82,41 +88,68 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 // acked counts those acknowledged before the first failure. A message the
 // stream dropped as a duplicate counts as acknowledged: the stream has it.
 func (s *JetStream) Send(ctx context.Context, batch []Record) (int, error) {
-	futs := s.futs[:0]
+	return s.Publish(ctx, batch)()
+}
+
+// Publish publishes the batch without waiting for the stream, and returns
+// the function that waits for its acknowledgements, as Send does. While
+// an earlier batch is in flight, the first message of this one names the
+// last of that one as the message it must follow; once a failure is
+// known, nothing more is published until every batch in flight has been
+// waited for.
+func (s *JetStream) Publish(ctx context.Context, batch []Record) func() (int, error) {
+	if s.inFlight == 0 {
+		s.broken, s.last = false, "" // everything before is settled: a new chain
+	}
+	if s.broken {
+		err := fmt.Errorf("forward: publish offset %d to %s: %w", batch[0].Offset, s.subject, errAfterFailure)
+		return func() (int, error) { return 0, err }
+	}
+	futs := make([]jetstream.PubAckFuture, 0, len(batch))
 	var pubErr error
-	prev := ""
 	for i, r := range batch {
 		id := strconv.FormatUint(r.Offset, 10)
 		opts := []jetstream.PublishOpt{jetstream.WithMsgID(id)}
-		if i > 0 {
-			opts = append(opts, jetstream.WithExpectLastMsgID(prev))
+		if s.last != "" {
+			opts = append(opts, jetstream.WithExpectLastMsgID(s.last))
 		}
 		f, err := s.js.PublishAsync(s.subject, r.Data, opts...)
 		if err != nil {
 			pubErr = fmt.Errorf("forward: publish offset %d to %s: %w", r.Offset, s.subject, err)
+			s.broken = true
 			break
 		}
 		futs = append(futs, f)
-		prev = id
+		s.last = id
 		if s.published != nil {
 			s.published(i)
 		}
 	}
-	s.futs = futs
-	for i, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
+	s.inFlight++
+	return func() (int, error) {
+		defer func() { s.inFlight-- }()
+		for i, f := range futs {
+			var err error
+			select {
+			case <-f.Ok():
+				continue
+			case err = <-f.Err():
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			s.broken = true
 			return i, fmt.Errorf("forward: publish offset %d to %s: %w", batch[i].Offset, s.subject, err)
-		case <-ctx.Done():
-			return i, fmt.Errorf("forward: publish offset %d to %s: %w", batch[i].Offset, s.subject, ctx.Err())
 		}
+		if pubErr != nil {
+			return len(futs), pubErr
+		}
+		return len(batch), nil
 	}
-	if pubErr != nil {
-		return len(futs), pubErr
-	}
-	return len(batch), nil
 }
+
+// errAfterFailure refuses a batch published while an earlier one failed:
+// it would be stored ahead of the messages to send again.
+var errAfterFailure = errors.New("an earlier message failed; not sent")
 
 // Close closes the connection.
 func (s *JetStream) Close() error {
