@@ -78,7 +78,7 @@ type Options struct {
 	// sent while the cluster stores the last.
 	InFlight int
 	// StopGrace is how long Run, once its context ends, still waits for
-	// the batch in flight to be acknowledged, so that it can commit it.
+	// the batches in flight to be acknowledged, so that it can commit them.
 	// Default 5 s.
 	StopGrace time.Duration
 	// Progress, when set, is called after each acknowledged batch and each

@@ -33,7 +33,7 @@ the forwarder retries with growing pauses; the queue keeps the backlog.
 The topic or stream is created by its owner, not by the forwarder. The queue
 is opened as a reader, so the program that writes it can run beside the
 forwarder, before it or after it. SIGINT or SIGTERM ends it within seconds,
-the batch in flight acknowledged and committed; exit status 0.
+what is in flight acknowledged and committed; exit status 0.
 
 A progress line on stderr says how many messages went, how many are left
 and, while the cluster fails, the last error.
