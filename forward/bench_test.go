@@ -48,15 +48,8 @@ func forwardBacklog(b *testing.B, msgs [][]byte, sink Sink) {
 	require.NoError(b, q.EnqueueBatch(msgs))
 	c, err := q.NewConsumer("bench")
 	require.NoError(b, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	fw := New(c, sink, Options{Progress: func(p Progress) {
-		if p.Committed == uint64(len(msgs)) {
-			cancel()
-		}
-	}})
 	b.ResetTimer()
-	require.ErrorIs(b, fw.Run(ctx), context.Canceled)
+	forwardAll(b, c, sink, Options{}, uint64(len(msgs)))
 	b.StopTimer()
 	b.ReportMetric(float64(len(msgs))/b.Elapsed().Seconds(), "msgs/s")
 }

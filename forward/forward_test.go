@@ -61,6 +61,24 @@ func fill(t *testing.T, q *bigqueue.MmapQueue, from, to int) {
 	}
 }
 
+// forwardAll runs a Forwarder of c into sink with opts until it has
+// committed offset n; opts.Progress, if set, sees each report first.
+func forwardAll(t testing.TB, c *bigqueue.Consumer, sink Sink, opts Options, n uint64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	report := opts.Progress
+	opts.Progress = func(p Progress) {
+		if report != nil {
+			report(p)
+		}
+		if p.Committed == n {
+			cancel()
+		}
+	}
+	require.ErrorIs(t, New(c, sink, opts).Run(ctx), context.Canceled)
+}
+
 // TestForwardAtLeastOnceInOrder: with a cluster that refuses a third of
 // the sends after acknowledging part of them, every message arrives, in
 // order, exactly once (acknowledged prefixes are committed before the rest
@@ -156,14 +174,7 @@ func TestForwardResumesAfterStop(t *testing.T) {
 	c, err = q.NewConsumer("f")
 	require.NoError(t, err)
 	sink2 := &stallSink{up: true}
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	defer cancel2()
-	fw2 := New(c, sink2, Options{MaxBatch: 50, Progress: func(p Progress) {
-		if p.Committed == 300 {
-			cancel2()
-		}
-	}})
-	require.ErrorIs(t, fw2.Run(ctx2), context.Canceled)
+	forwardAll(t, c, sink2, Options{MaxBatch: 50}, 300)
 	require.Len(t, sink2.offsets, 200)
 	require.Equal(t, 4, sink2.tries, "a backlog goes in full batches")
 	for i, off := range sink2.offsets {
@@ -247,14 +258,7 @@ func TestForwardBatchBytes(t *testing.T) {
 	c, err := q.NewConsumer("f")
 	require.NoError(t, err)
 	sink := &sizeSink{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	fw := New(c, sink, Options{MaxBatchBytes: 1000, Progress: func(p Progress) {
-		if p.Committed == 31 {
-			cancel()
-		}
-	}})
-	require.ErrorIs(t, fw.Run(ctx), context.Canceled)
+	forwardAll(t, c, sink, Options{MaxBatchBytes: 1000}, 31)
 	require.Equal(t, []int{10, 10, 5, 1, 5}, sink.lens)
 }
 
@@ -317,17 +321,9 @@ func TestForwardPipelined(t *testing.T) {
 	c, err := q.NewConsumer("f")
 	require.NoError(t, err)
 	sink := &chainSink{t: t, c: c, rng: rand.New(rand.NewPCG(3, 4))}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var failures uint64
-	fw := New(c, sink, Options{MaxBatch: 100, MinBackoff: time.Microsecond, MaxBackoff: 10 * time.Microsecond,
-		Progress: func(p Progress) {
-			failures = p.Failures
-			if p.Committed == n {
-				cancel()
-			}
-		}})
-	require.ErrorIs(t, fw.Run(ctx), context.Canceled)
+	forwardAll(t, c, sink, Options{MaxBatch: 100, MinBackoff: time.Microsecond, MaxBackoff: 10 * time.Microsecond,
+		Progress: func(p Progress) { failures = p.Failures }}, n)
 	require.Len(t, sink.stored, n, "each message once")
 	for i, off := range sink.stored {
 		require.Equal(t, uint64(i), off, "in order")

@@ -111,11 +111,18 @@ func signalChild(t *testing.T, cmd *exec.Cmd, sig os.Signal) {
 	}
 }
 
-func TestEndToEnd(t *testing.T) {
+// buildTool builds the tool into a temporary directory and returns the
+// binary's path.
+func buildTool(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bigqueue")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+func TestEndToEnd(t *testing.T) {
+	bin := buildTool(t)
 
 	// Ctrl-C: every message the child took is written, every message
 	// written is consumed, and nothing else is.

@@ -253,9 +253,7 @@ func listEnds(cl *kgo.Client) (map[int32]int64, error) {
 // sent but not committed (on JetStream: never). The last line says what
 // was committed.
 func TestForwardKilled(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "bigqueue")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := buildTool(t)
 
 	for _, kind := range []string{"nats", "kafka"} {
 		t.Run(kind, func(t *testing.T) {
@@ -304,9 +302,7 @@ func TestForwardKilled(t *testing.T) {
 // flight gets its grace, then is dropped uncommitted): exit 0, nothing
 // committed, the messages still there for the next run.
 func TestForwardStopWhileClusterDown(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "bigqueue")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := buildTool(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
