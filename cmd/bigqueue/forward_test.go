@@ -50,7 +50,7 @@ func TestForwardUsage(t *testing.T) {
 }
 
 // forwardChild is "bigqueue forward" running as a child process, its
-// progress lines (one each 10 ms) read as they come.
+// progress lines (one each millisecond) read as they come.
 type forwardChild struct {
 	cmd   *exec.Cmd
 	lines chan string // closed when stderr ends
@@ -58,7 +58,7 @@ type forwardChild struct {
 
 func startForward(t *testing.T, bin, dir, to string) *forwardChild {
 	t.Helper()
-	cmd := exec.Command(bin, "forward", "-consumer", "f", "-to", to, "-batch", "256", "-progress", "10ms", dir)
+	cmd := exec.Command(bin, "forward", "-consumer", "f", "-to", to, "-batch", "256", "-progress", "1ms", dir)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -275,7 +275,7 @@ func TestForwardKilled(t *testing.T) {
 			}
 
 			a := startForward(t, bin, dir, eng.to)
-			went := a.waitForwarded(t, n/20)
+			went := a.waitForwarded(t, n/50)
 			require.NoError(t, a.cmd.Process.Kill())
 			_ = a.cmd.Wait()
 			committed := consumersJSONOf(t, dir).Consumers[0].Offset
