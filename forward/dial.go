@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 )
 
@@ -21,6 +22,7 @@ type ClosingSink interface {
 //
 //	kafka://HOST:PORT[,HOST:PORT...]/TOPIC   NewKafka: the seed brokers and the topic
 //	nats://[USER:PASS@]HOST:PORT/SUBJECT     NewJetStream: the server and the subject
+//	nats://HOST:PORT/SUBJECT?msg-id-prefix=P    the same, JetStreamConfig.MsgIDPrefix P
 //
 // The caller closes it.
 func Dial(addr string) (ClosingSink, error) {
@@ -29,6 +31,20 @@ func Dial(addr string) (ClosingSink, error) {
 		return nil, fmt.Errorf("%w %q: want kafka://HOST:PORT/TOPIC or nats://HOST:PORT/SUBJECT", ErrBadSink, addr)
 	}
 	hosts, dest, _ := strings.Cut(rest, "/")
+	dest, query, _ := strings.Cut(dest, "?")
+	prefix := ""
+	if query != "" {
+		v, err := url.ParseQuery(query)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %w", ErrBadSink, addr, err)
+		}
+		for k := range v {
+			if k != "msg-id-prefix" || scheme != "nats" {
+				return nil, fmt.Errorf("%w %q: unknown parameter %q", ErrBadSink, addr, k)
+			}
+		}
+		prefix = v.Get("msg-id-prefix")
+	}
 	switch {
 	case hosts == "":
 		return nil, fmt.Errorf("%w %q: no host", ErrBadSink, addr)
@@ -39,7 +55,7 @@ func Dial(addr string) (ClosingSink, error) {
 	case "kafka":
 		return NewKafka(strings.Split(hosts, ","), dest)
 	case "nats":
-		return NewJetStream(JetStreamConfig{URL: "nats://" + hosts, Subject: dest})
+		return NewJetStream(JetStreamConfig{URL: "nats://" + hosts, Subject: dest, MsgIDPrefix: prefix})
 	default:
 		return nil, fmt.Errorf("%w %q: unknown scheme %q (kafka or nats)", ErrBadSink, addr, scheme)
 	}

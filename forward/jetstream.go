@@ -16,11 +16,19 @@ type JetStreamConfig struct {
 	// URL of the NATS server (nats://host:port).
 	URL string
 	// Subject the messages are published to. The stream that stores it
-	// is created by its owner, not by the forwarder, and must hold this
-	// forwarder's messages only: it tells a re-sent message by its
-	// Nats-Msg-Id, which is the bare queue offset, across all its
-	// subjects.
+	// is created by its owner, not by the forwarder. It tells a re-sent
+	// message by its Nats-Msg-Id, across all its subjects: unless
+	// MsgIDPrefix is set, the id is the bare queue offset, and the stream
+	// must hold this forwarder's messages only.
 	Subject string
+	// MsgIDPrefix, for a stream that also stores other publishers'
+	// messages (several forwarders, a subject each), goes before the
+	// offset in each Nats-Msg-Id: give each forwarder its own. The
+	// stream's last message may then be another publisher's, so the
+	// sink cannot have the stream check the order: it publishes one
+	// message at a time, each after the acknowledgement of the one
+	// before (in order, at a fraction of the messages/s).
+	MsgIDPrefix string
 	// AckTimeout is how long Send waits for the stream's acknowledgement
 	// of a message before it counts it as failed; the Forwarder then
 	// sends it again. Default DefaultDeliveryTimeout.
@@ -48,6 +56,7 @@ type JetStream struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	subject string
+	prefix  string // MsgIDPrefix: one message at a time
 	// The state of the batches in flight, used by the goroutine that
 	// publishes (see PipelineSink).
 	inFlight int    // batches published and not yet waited for
@@ -81,7 +90,7 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 		nc.Close()
 		return nil, fmt.Errorf("forward: jetstream on %s: %w", cfg.URL, err)
 	}
-	return &JetStream{nc: nc, js: js, subject: cfg.Subject}, nil
+	return &JetStream{nc: nc, js: js, subject: cfg.Subject, prefix: cfg.MsgIDPrefix}, nil
 }
 
 // Send publishes the batch and waits for the acknowledgements in order;
@@ -104,6 +113,12 @@ func (s *JetStream) Publish(ctx context.Context, batch []Record) func() (int, er
 	if s.broken {
 		err := fmt.Errorf("forward: publish offset %d to %s: %w", batch[0].Offset, s.subject, errAfterFailure)
 		return func() (int, error) { return 0, err }
+	}
+	if s.prefix != "" {
+		acked, err := s.publishEach(ctx, batch)
+		s.broken = err != nil
+		s.inFlight++
+		return func() (int, error) { s.inFlight--; return acked, err }
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(batch))
 	var pubErr error
@@ -145,6 +160,18 @@ func (s *JetStream) Publish(ctx context.Context, batch []Record) func() (int, er
 		}
 		return len(batch), nil
 	}
+}
+
+// publishEach publishes the batch one message at a time, each after the
+// acknowledgement of the one before, with ids of the sink's prefix.
+func (s *JetStream) publishEach(ctx context.Context, batch []Record) (int, error) {
+	for i, r := range batch {
+		id := s.prefix + strconv.FormatUint(r.Offset, 10)
+		if _, err := s.js.Publish(ctx, s.subject, r.Data, jetstream.WithMsgID(id)); err != nil {
+			return i, fmt.Errorf("forward: publish offset %d to %s: %w", r.Offset, s.subject, err)
+		}
+	}
+	return len(batch), nil
 }
 
 // errAfterFailure refuses a batch published while an earlier one failed:

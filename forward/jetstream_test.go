@@ -125,3 +125,61 @@ func cutLast(s, sep string) (string, string, bool) {
 	}
 	return s, "", false
 }
+
+// TestJetStreamSharedStream: two forwarders, of two queues whose offsets
+// overlap, into one stream, each on its subject with its MsgIDPrefix:
+// the stream drops nothing as a duplicate of the other's, and each
+// subject holds its queue's messages in order.
+func TestJetStreamSharedStream(t *testing.T) {
+	srv := startNATS(t, t.TempDir(), -1)
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.ClientURL())
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx := context.Background()
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}, Duplicates: time.Hour})
+	require.NoError(t, err)
+
+	const n = 300
+	done := make(chan error, 2)
+	for _, host := range []string{"a", "b"} {
+		q, err := bigqueue.NewMmapQueue(t.TempDir(), bigqueue.SetArenaSize(64<<10))
+		require.NoError(t, err)
+		defer func() { require.NoError(t, q.Close()) }()
+		for i := range n {
+			require.NoError(t, q.EnqueueString(fmt.Sprintf("%s-%d", host, i)))
+		}
+		c, err := q.NewConsumer("to-nats")
+		require.NoError(t, err)
+		sink, err := Dial(srv.ClientURL() + "/events." + host + "?msg-id-prefix=" + host + "-")
+		require.NoError(t, err)
+		defer func() { require.NoError(t, sink.Close()) }()
+		go func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done <- New(c, sink, Options{MaxBatch: 50, Progress: func(p Progress) {
+				if p.Committed == n {
+					cancel()
+				}
+			}}).Run(ctx)
+		}()
+	}
+	for range 2 {
+		require.ErrorIs(t, <-done, context.Canceled)
+	}
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2*n), info.State.Msgs, "no message taken for the other forwarder's")
+	for _, host := range []string{"a", "b"} {
+		cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"events." + host}})
+		require.NoError(t, err)
+		for i := range n {
+			m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+			require.NoError(t, err)
+			require.Equal(t, fmt.Sprintf("%s-%d", host, i), string(m.Data()))
+			require.Equal(t, fmt.Sprintf("%s-%d", host, i), m.Headers().Get(jetstream.MsgIDHeader))
+		}
+	}
+}

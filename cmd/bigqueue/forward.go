@@ -26,9 +26,11 @@ the forwarder retries with growing pauses; the queue keeps the backlog.
 
   -to kafka://HOST:PORT[,HOST:PORT...]/TOPIC
         each record carries its queue offset in the header bigqueue-offset
-  -to nats://HOST:PORT/SUBJECT
+  -to nats://HOST:PORT/SUBJECT[?msg-id-prefix=P]
         each message's Nats-Msg-Id is its queue offset, so the stream drops
-        the re-sent ones; the stream must hold this forwarder's messages only
+        the re-sent ones; the stream must hold this forwarder's messages
+        only, unless each forwarder into it has its own prefix P (then
+        messages go one at a time)
 
 The topic or stream is created by its owner, not by the forwarder. The queue
 is opened as a reader, so the program that writes it can run beside the
