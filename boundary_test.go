@@ -85,3 +85,29 @@ func TestArenaBoundaries(t *testing.T) {
 	require.Equal(t, len(want), q.Len())
 	read(q.Dequeue, 0)
 }
+
+// TestEmptyMessageNotNil: an empty message reads back as an empty slice,
+// not nil, as with the reference: read as written in this session (the
+// fast path, mappedRecord) and after a reopen (the checked path).
+func TestEmptyMessageNotNil(t *testing.T) {
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	for range 4 {
+		require.NoError(t, q.Enqueue(nil))
+	}
+	m, err := q.Dequeue()
+	require.NoError(t, err)
+	require.NotNil(t, m)
+	require.Empty(t, m)
+	m, err = q.DequeueAppend(make([]byte, 0, 8))
+	require.NoError(t, err)
+	require.NotNil(t, m)
+	require.Empty(t, m)
+	require.NoError(t, q.Close())
+
+	q = smallQueue(t, dir)
+	m, err = q.Dequeue()
+	require.NoError(t, err)
+	require.NotNil(t, m)
+	require.Empty(t, m)
+}

@@ -153,6 +153,11 @@ func (s *stream) verify(w *window, pos, limit int64) (next int64, flags uint16, 
 
 // record is read (copyOut set) and verify (not set).
 func (s *stream) record(w *window, pos, limit int64, dst []byte, copyOut bool) (out []byte, next int64, flags uint16, err error) {
+	if copyOut {
+		if out, next, flags, ok := s.mappedRecord(pos, limit, dst); ok {
+			return out, next, flags, nil
+		}
+	}
 	start, h, err := s.header(w, pos, limit)
 	if err != nil {
 		return dst, 0, 0, err
@@ -217,6 +222,39 @@ func (s *stream) record(w *window, pos, limit int64, dst []byte, copyOut bool) (
 		dst = []byte{} // an empty message
 	}
 	return dst, p, h.flags, nil
+}
+
+// mappedRecord is read's fast path, for the common case: a record this
+// stream wrote (no checksum to verify, see read), whole in one arena that
+// is mapped (so read through no window). ok is false when the record is
+// not such a one, or looks wrong: the general path then reads it, and
+// says what is wrong.
+func (s *stream) mappedRecord(pos, limit int64, dst []byte) (out []byte, next int64, flags uint16, ok bool) {
+	start := s.recordStart(pos)
+	if start < s.writtenFrom || start+headerSize > limit {
+		return nil, 0, 0, false
+	}
+	id, off := s.arenaOf(start)
+	a := s.am.mapping(id)
+	if a == nil || off+headerSize > s.size {
+		return nil, 0, 0, false
+	}
+	s.am.touch(a) // a use, as get counts it
+	h, err := parseHeader(a.data[off:off+headerSize], start)
+	end := off + headerSize + int(h.length)
+	if err != nil || h.length > uint64(limit-start-headerSize) || h.length > uint64(s.size) || end > s.size {
+		return nil, 0, 0, false
+	}
+	b := a.data[off+headerSize : end]
+	switch {
+	case dst != nil:
+		dst = append(dst, b...)
+	case len(b) == 0:
+		dst = []byte{} // an empty message is not nil
+	default:
+		dst = append([]byte(nil), b...) // allocated without zeroing it first
+	}
+	return dst, start + headerSize + int64(len(b)), h.flags, true
 }
 
 // header decodes the header of the record at pos, which lies before limit,
