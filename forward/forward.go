@@ -202,6 +202,11 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		acked = max(0, min(acked, len(fl.batch)))
 		if acked > 0 {
 			if cerr := f.c.CommitOffset(fl.batch[acked-1].Offset + 1); cerr != nil {
+				// The sink waits to be told of every batch it has in
+				// flight before it publishes again (PipelineSink).
+				for _, later := range flying {
+					_, _ = later.wait()
+				}
 				return fmt.Errorf("forward: commit: %w", cerr)
 			}
 			f.prog.Forwarded += uint64(acked)
