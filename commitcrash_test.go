@@ -106,7 +106,7 @@ func TestReadCommitKill9(t *testing.T) {
 				require.Equal(t, lastP+1, v)
 				committed = v
 			}
-			if lines++; lines == killAfter && !killed {
+			if lines++; lines == killAfter && !killed && !done {
 				killed = true
 				_ = cmd.Process.Kill() // SIGKILL
 			}
@@ -115,7 +115,11 @@ func TestReadCommitKill9(t *testing.T) {
 		werr := cmd.Wait()
 		require.NoError(t, r.Close())
 		if done {
-			require.NoError(t, werr)
+			// A kill sent after the child wrote "done", before the line
+			// was read here, may land before it exits: its work is whole.
+			if !killed {
+				require.NoError(t, werr)
+			}
 			break
 		}
 		require.True(t, killed, "the child stopped by itself: %v", werr)
