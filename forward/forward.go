@@ -165,6 +165,15 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	for i := range free {
 		free[i] = make([]Record, 0, f.opts.MaxBatch)
 	}
+	// abandon waits for every batch in flight and commits none of them:
+	// a PipelineSink waits to be told of each before it publishes again.
+	abandon := func() {
+		for _, fl := range flying {
+			_, _ = fl.wait()
+			free = append(free, fl.batch[:0])
+		}
+		flying = flying[:0]
+	}
 	backoff := time.Duration(0)
 	var stop error // ends Run once nothing is in flight
 	for {
@@ -202,11 +211,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		acked = max(0, min(acked, len(fl.batch)))
 		if acked > 0 {
 			if cerr := f.c.CommitOffset(fl.batch[acked-1].Offset + 1); cerr != nil {
-				// The sink waits to be told of every batch it has in
-				// flight before it publishes again (PipelineSink).
-				for _, later := range flying {
-					_, _ = later.wait()
-				}
+				abandon()
 				return fmt.Errorf("forward: commit: %w", cerr)
 			}
 			f.prog.Forwarded += uint64(acked)
@@ -224,11 +229,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		// What was sent after the failure is not committed, whatever
 		// became of it: wait for it, then read again from the first
 		// message not acknowledged.
-		for _, later := range flying {
-			_, _ = later.wait()
-			free = append(free, later.batch[:0])
-		}
-		flying = flying[:0]
+		abandon()
 		f.carry = nil
 		if serr := f.c.Seek(f.c.Committed()); serr != nil {
 			return fmt.Errorf("forward: %w", serr)
@@ -266,17 +267,11 @@ func (f *Forwarder) fill(ctx context.Context, batch []Record, wait bool) ([]Reco
 			return batch, err
 		}
 		batch = append(batch, Record{m.Offset, m.Data})
-	default:
-		m, err := f.c.Read()
-		if errors.Is(err, bigqueue.ErrEmptyQueue) {
-			return batch, nil
-		}
-		if err != nil {
-			return batch, fmt.Errorf("forward: read: %w", err)
-		}
-		batch = append(batch, Record{m.Offset, m.Data})
 	}
-	size := len(batch[0].Data)
+	size := 0
+	for _, r := range batch {
+		size += len(r.Data)
+	}
 	for len(batch) < cap(batch) {
 		m, err := f.c.Read()
 		if errors.Is(err, bigqueue.ErrEmptyQueue) {
@@ -285,10 +280,11 @@ func (f *Forwarder) fill(ctx context.Context, batch []Record, wait bool) ([]Reco
 		if err != nil {
 			return batch, fmt.Errorf("forward: read: %w", err)
 		}
-		if size += len(m.Data); size > f.opts.MaxBatchBytes {
+		if len(batch) > 0 && size+len(m.Data) > f.opts.MaxBatchBytes {
 			f.carry = &Record{m.Offset, m.Data} // it starts the next batch
 			break
 		}
+		size += len(m.Data)
 		batch = append(batch, Record{m.Offset, m.Data})
 	}
 	return batch, nil

@@ -111,7 +111,7 @@ func (s *JetStream) Publish(ctx context.Context, batch []Record) func() (int, er
 		s.broken, s.last = false, "" // everything before is settled: a new chain
 	}
 	if s.broken {
-		err := fmt.Errorf("forward: publish offset %d to %s: %w", batch[0].Offset, s.subject, errAfterFailure)
+		err := s.failed(batch[0].Offset, errAfterFailure)
 		return func() (int, error) { return 0, err }
 	}
 	if s.prefix != "" {
@@ -130,7 +130,7 @@ func (s *JetStream) Publish(ctx context.Context, batch []Record) func() (int, er
 		}
 		f, err := s.js.PublishAsync(s.subject, r.Data, opts...)
 		if err != nil {
-			pubErr = fmt.Errorf("forward: publish offset %d to %s: %w", r.Offset, s.subject, err)
+			pubErr = s.failed(r.Offset, err)
 			s.broken = true
 			break
 		}
@@ -153,7 +153,7 @@ func (s *JetStream) Publish(ctx context.Context, batch []Record) func() (int, er
 				err = ctx.Err()
 			}
 			s.broken = true
-			return i, fmt.Errorf("forward: publish offset %d to %s: %w", batch[i].Offset, s.subject, err)
+			return i, s.failed(batch[i].Offset, err)
 		}
 		if pubErr != nil {
 			return len(futs), pubErr
@@ -168,10 +168,15 @@ func (s *JetStream) publishEach(ctx context.Context, batch []Record) (int, error
 	for i, r := range batch {
 		id := s.prefix + strconv.FormatUint(r.Offset, 10)
 		if _, err := s.js.Publish(ctx, s.subject, r.Data, jetstream.WithMsgID(id)); err != nil {
-			return i, fmt.Errorf("forward: publish offset %d to %s: %w", r.Offset, s.subject, err)
+			return i, s.failed(r.Offset, err)
 		}
 	}
 	return len(batch), nil
+}
+
+// failed says that publishing the message at offset failed with err.
+func (s *JetStream) failed(offset uint64, err error) error {
+	return fmt.Errorf("forward: publish offset %d to %s: %w", offset, s.subject, err)
 }
 
 // errAfterFailure refuses a batch published while an earlier one failed:
