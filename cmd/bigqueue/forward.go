@@ -113,25 +113,6 @@ func runForward(e *env, args []string) error {
 	return nil
 }
 
-// openReader opens the queue in dir as a reader, at the arena size
-// recorded in it: a writer may have it open, or start after.
-func openReader(dir string) (*bigqueue.MmapQueue, error) {
-	if dir == "" {
-		return nil, errors.New("the queue directory is an empty string")
-	}
-	size, err := bigqueue.ReadArenaSize(dir)
-	if err == nil {
-		var q *bigqueue.MmapQueue
-		if q, err = bigqueue.OpenReader(dir, bigqueue.SetArenaSize(size)); err == nil {
-			return q, nil
-		}
-	}
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, errorf("no queue in %s", dir)
-	}
-	return nil, describeOpenError(dir, err)
-}
-
 // progressLine shows what a forwarder has done: rewritten in place on a
 // terminal, one line each time otherwise.
 type progressLine struct {

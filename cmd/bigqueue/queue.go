@@ -95,15 +95,9 @@ func closeQueue(q *bigqueue.MmapQueue) error {
 // when nobody has it open, and as a reader (bigqueue.OpenReader) beside the
 // program that has it open otherwise.
 func openToInspect(dir string) (*bigqueue.MmapQueue, error) {
-	if dir == "" {
-		return nil, errors.New("the queue directory is an empty string")
-	}
-	size, err := bigqueue.ReadArenaSize(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, errorf("no queue in %s", dir)
-	case err != nil:
-		return nil, describeOpenError(dir, err)
+	size, err := recordedArenaSize(dir)
+	if err != nil {
+		return nil, err
 	}
 	q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(size))
 	if errors.Is(err, bigqueue.ErrLocked) {
@@ -113,4 +107,33 @@ func openToInspect(dir string) (*bigqueue.MmapQueue, error) {
 		return nil, describeOpenError(dir, err)
 	}
 	return q, nil
+}
+
+// openReader opens the queue in dir as a reader, at the arena size
+// recorded in it: a writer may have it open, or start after.
+func openReader(dir string) (*bigqueue.MmapQueue, error) {
+	size, err := recordedArenaSize(dir)
+	if err != nil {
+		return nil, err
+	}
+	q, err := bigqueue.OpenReader(dir, bigqueue.SetArenaSize(size))
+	if err != nil {
+		return nil, describeOpenError(dir, err)
+	}
+	return q, nil
+}
+
+// recordedArenaSize returns the arena size of the existing queue in dir.
+func recordedArenaSize(dir string) (int, error) {
+	if dir == "" {
+		return 0, errors.New("the queue directory is an empty string")
+	}
+	size, err := bigqueue.ReadArenaSize(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return 0, errorf("no queue in %s", dir)
+	case err != nil:
+		return 0, describeOpenError(dir, err)
+	}
+	return size, nil
 }
