@@ -24,34 +24,41 @@ type readerParams struct {
 func readerChild(t *testing.T, dir string, arg []byte) {
 	var p readerParams
 	require.NoError(t, json.Unmarshal(arg, &p))
-	out := bufio.NewWriterSize(os.NewFile(3, "progress"), 64)
+	out := os.NewFile(3, "progress")
 	q, err := NewMmapQueue(dir, SetArenaSize(testArenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
 	require.NoError(t, err)
 	c, err := q.NewConsumer("worker")
 	require.NoError(t, err)
-	for {
-		m, err := c.Read()
-		if errors.Is(err, ErrEmptyQueue) {
-			break
-		}
-		require.NoError(t, err)
-		requireSeqMessage(t, m.Data, m.Offset, messageSize(m.Offset))
-		// Processed: the line reaches the pipe before the commit.
-		_, err = fmt.Fprintf(out, "p %d\n", m.Offset)
-		require.NoError(t, err)
-		require.NoError(t, out.Flush())
-		if (m.Offset+1)%uint64(p.K) == 0 {
-			require.NoError(t, c.Commit())
-			_, err = fmt.Fprintf(out, "c %d\n", c.Committed())
-			require.NoError(t, err)
-			require.NoError(t, out.Flush())
-		}
-	}
+	readCommitting(t, c, p.K, out, true)
 	require.NoError(t, c.Commit())
 	require.NoError(t, q.Close())
 	_, err = fmt.Fprintf(out, "done\n")
 	require.NoError(t, err)
-	require.NoError(t, out.Flush())
+}
+
+// readCommitting reads c until the queue is empty, checking each message
+// (seqMessage), commits after every k messages and writes "c OFFSET", the
+// committed offset, to out after each commit. With processed set, it
+// writes "p OFFSET" for each message first, before the commit that covers
+// it. Each line is one write: it reaches out as the child goes.
+func readCommitting(t *testing.T, c *Consumer, k int, out io.Writer, processed bool) {
+	for {
+		m, err := c.Read()
+		if errors.Is(err, ErrEmptyQueue) {
+			return
+		}
+		require.NoError(t, err)
+		requireSeqMessage(t, m.Data, m.Offset, messageSize(m.Offset))
+		if processed {
+			_, err = fmt.Fprintf(out, "p %d\n", m.Offset)
+			require.NoError(t, err)
+		}
+		if (m.Offset+1)%uint64(k) == 0 {
+			require.NoError(t, c.Commit())
+			_, err = fmt.Fprintf(out, "c %d\n", c.Committed())
+			require.NoError(t, err)
+		}
+	}
 }
 
 // TestReadCommitKill9: a child reads and commits every k messages and is

@@ -276,19 +276,7 @@ func osReaderChild(t *testing.T, dir string, arg []byte) {
 	require.NoError(t, err)
 	c, err := r.NewConsumer("worker")
 	require.NoError(t, err)
-	for {
-		m, err := c.Read()
-		if errors.Is(err, ErrEmptyQueue) {
-			break
-		}
-		require.NoError(t, err)
-		requireSeqMessage(t, m.Data, m.Offset, messageSize(m.Offset))
-		if (m.Offset+1)%uint64(p.K) == 0 {
-			require.NoError(t, c.Commit())
-			_, err = fmt.Fprintf(out, "c %d\n", c.Committed())
-			require.NoError(t, err)
-		}
-	}
+	readCommitting(t, c, p.K, out, false)
 	_, err = fmt.Fprintln(out, "held")
 	require.NoError(t, err)
 	select {} // until killed
