@@ -16,9 +16,9 @@ type arena struct {
 	id   int64
 	data []byte // the mapping; nil once unmapped
 
-	// populated is the offset up to which the writer has faulted the
-	// mapping in (see prepareWrite).
-	populated int
+	// requested is the offset up to which the writer has handed the
+	// mapping to the populator (see prepareWrite).
+	requested int
 	// allocated is the offset up to which the file's blocks are known to
 	// be allocated (see allocChunk); the writer writes only below it.
 	allocated int
@@ -174,30 +174,9 @@ func deleteArenaFile(dirFd int, name string, data []byte) error {
 	return err
 }
 
-// populateChunk is how far ahead of the writer a mapping is faulted in.
-const populateChunk = 1 << 20
-
-// populateOff is set when the kernel refuses to populate a mapping.
+// populateOff is set when the kernel refuses to populate a mapping
+// (populate.go).
 var populateOff atomic.Bool
-
-// populateAhead faults in the pages the writer is about to fill, up to
-// [off, end) and at most populateChunk beyond (never past what is
-// allocated), in one call, instead of one page fault per page.
-func (a *arena) populateAhead(off, end int) {
-	if end <= a.populated || populateOff.Load() {
-		return
-	}
-	from := max(a.populated, off) &^ 4095
-	to := min(a.allocated, max(end, from+populateChunk))
-	if to <= from {
-		return
-	}
-	if !populate(a.data[from:to]) {
-		populateOff.Store(true)
-		return
-	}
-	a.populated = to
-}
 
 // sync writes the arena's dirty pages to disk.
 func (a *arena) sync() error {

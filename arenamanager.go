@@ -71,6 +71,10 @@ type arenaManager struct {
 	// (createahead.go); creating is the creation under way, or nil.
 	ahead    bool
 	creating *aheadCreation
+
+	// pop faults in pages ahead of the writer (populate.go); nil until the
+	// writer first needs it.
+	pop *populator
 }
 
 // reapItem is an arena detached from the manager, to unmap and delete.
@@ -236,6 +240,7 @@ func (m *arenaManager) evict() error {
 	a := m.back
 	m.unlink(a)
 	delete(m.mapped, a.id)
+	m.unpopulate(a)
 	if err := a.unmap(); err != nil {
 		return errorf("unmap arena %s: %w", m.path(a.id), err)
 	}
@@ -364,6 +369,7 @@ func (m *arenaManager) detach(id int64) {
 	if a, ok := m.mapped[id]; ok {
 		m.unlink(a)
 		delete(m.mapped, id)
+		m.unpopulate(a)
 		item.data, a.data = a.data, nil
 	}
 	delete(m.onDisk, id)
@@ -409,6 +415,7 @@ func (m *arenaManager) remove(id int64) error {
 	if a, ok := m.mapped[id]; ok {
 		m.unlink(a)
 		delete(m.mapped, id)
+		m.unpopulate(a)
 		data, a.data = a.data, nil
 	}
 	delete(m.onDisk, id)
@@ -421,6 +428,10 @@ func (m *arenaManager) remove(id int64) error {
 // close unmaps every arena, closes the directory and returns the first
 // error.
 func (m *arenaManager) close() error {
+	if m.pop != nil {
+		m.pop.stop()
+		m.pop = nil
+	}
 	m.settle()
 	m.startReap()
 	first := m.waitReaped()
@@ -440,16 +451,57 @@ func (m *arenaManager) close() error {
 
 // prepareWrite makes [off, end) of arena a, which the writer is about to
 // fill, writable: its blocks allocated, a chunk at a time, with room for
-// the header slot the tail clears after it; and its pages faulted in. An
-// error is a full disk's, before any byte was written.
+// the header slot the tail clears after it. An error is a full disk's,
+// before any byte was written. When less than half of populateAhead is
+// left ahead of the writer that it handed to the populator, it hands over
+// the next stretch (populateNext).
 func (m *arenaManager) prepareWrite(a *arena, off, end int) error {
 	if need := min(end+headerSize, m.size); need > a.allocated {
 		if err := m.allocateTo(a, need); err != nil {
 			return err
 		}
 	}
-	a.populateAhead(off, end)
+	if end+populateAhead/2 > a.requested && a.requested < m.size {
+		m.populateNext(a, off, end)
+	}
 	return nil
+}
+
+// populateNext allocates up to populateAhead bytes of arena a past end, and
+// hands what is allocated past off to the populator (populate.go), or
+// faults it in at once when it is smaller than populateInline. The
+// allocation ahead is best effort: when it fails (the disk is full, or
+// nearly), what is allocated already is populated, and the writer meets
+// the error when it needs the blocks itself.
+func (m *arenaManager) populateNext(a *arena, off, end int) {
+	want := min(m.size, end+populateAhead)
+	if want > a.allocated {
+		_ = m.allocateTo(a, want)
+	}
+	from, to := max(a.requested, off)&^pageMask, a.allocated
+	a.requested = want // after a failed allocation too: not tried again at once
+	if to <= from || populateOff.Load() {
+		return
+	}
+	if to-from < populateInline {
+		// Less than waking the populator costs: fault it in here.
+		if !populateFunc(a.data[from:to]) {
+			populateOff.Store(true)
+		}
+		return
+	}
+	if m.pop == nil {
+		m.pop = newPopulator()
+	}
+	m.pop.post(a, from, to)
+}
+
+// unpopulate makes sure the populator no longer touches arena a, which is
+// about to be unmapped.
+func (m *arenaManager) unpopulate(a *arena) {
+	if m.pop != nil {
+		m.pop.drop(a)
+	}
 }
 
 // allocateTo allocates the blocks of arena a up to need bytes at least,

@@ -236,10 +236,12 @@ func TestDiskFollowsData(t *testing.T) {
 	require.Greater(t, st.DiskBytes, 5*chunk)
 }
 
-// TestFullDiskAtAChunk: the disk fills while the writer is inside an arena,
-// at a chunk boundary: Enqueue returns the error and publishes nothing,
-// the queue reads back what it holds, and once there is room again
-// enqueues go on where they stopped.
+// TestFullDiskAtAChunk: the disk fills while the writer is inside an arena.
+// The allocation ahead of the writer fails quietly; the writer goes on to
+// the end of what is allocated, a chunk boundary, and the Enqueue that needs
+// the next chunk returns the error and publishes nothing; the queue reads
+// back what it holds, and once there is room again enqueues go on where
+// they stopped.
 func TestFullDiskAtAChunk(t *testing.T) {
 	if allocChunk >= 4<<20 {
 		t.Skip("this platform allocates whole arenas")
@@ -262,13 +264,19 @@ func TestFullDiskAtAChunk(t *testing.T) {
 	}
 	full.Store(true)
 	var err error
-	for range 10 {
+	for range 4 * allocChunk / 1000 {
 		if err = q.Enqueue(seqMessage(seq, 1000)); err != nil {
 			break
 		}
 		seq++
 	}
 	require.ErrorIs(t, err, syscall.ENOSPC)
+	a := q.s.am.mapping(q.s.messageArena(q.tail.pos))
+	require.NotNil(t, a)
+	require.Zero(t, a.allocated%allocChunk, "allocated up to a chunk boundary")
+	_, off := q.s.arenaOf(q.s.recordStart(q.tail.pos))
+	require.Greater(t, off+headerSize+1000+headerSize, a.allocated, "failed only where the allocated blocks end")
+	require.LessOrEqual(t, off+headerSize, a.allocated)
 	require.Equal(t, int(seq), q.Len(), "the failed Enqueue published nothing")
 	full.Store(false)
 	require.NoError(t, q.Enqueue(seqMessage(seq, 1000)))

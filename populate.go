@@ -1,0 +1,146 @@
+package bigqueue
+
+import "sync"
+
+// Populating ahead of the writer, off its path.
+//
+// The first write to a page of a file mapping is a page fault: the kernel
+// finds or allocates the page-cache page, zeroes it, and maps it. For small
+// messages that is half the CPU time of an Enqueue when the writer takes
+// the fault itself. Instead the writer hands the range it will fill next
+// (allocated already, see prepareWrite) to a populator goroutine, which
+// faults it in with MADV_POPULATE_WRITE a step at a time, on another core,
+// and goes on writing. Nothing waits for the populator: a writer that
+// catches up with it takes the remaining faults itself, as it would
+// without one; a page both touch is faulted once, under the kernel's page
+// lock.
+//
+// The one thing the populator must never do is touch a mapping after it is
+// unmapped (the address range could by then hold another mapping). It
+// touches a mapping only between taking a step and reporting it done, both
+// under mu, and only an arena it was handed and that was not dropped since;
+// every unmap of a writable arena drops it first (arenaManager.forget),
+// which waits for a step under way on it.
+//
+// On kernels without MADV_POPULATE_WRITE (before Linux 5.14) and off Linux,
+// the first call fails, populateOff is set, and the writer faults its own
+// pages from then on.
+
+// populateAhead is how far ahead of the writer pages are faulted in; the
+// writer hands over the next stretch when less than half of it is left.
+const populateAhead = 1 << 20
+
+// populateStep is how much the populator faults in per system call: a
+// drop waits for at most one step (about 16 pages, some tens of µs).
+const populateStep = 64 << 10
+
+// populateInline is the size of range below which the writer faults it
+// in itself, in one call, rather than hand it over: with small arenas
+// (a range never larger than the arena), waking the populator for each
+// costs more than the faults (BenchmarkEnqueue with 4 KiB arenas was 10-20%
+// slower with every range handed over).
+const populateInline = 256 << 10
+
+// pageMask rounds an offset down to a page boundary (4 KiB: madvise wants
+// a page-aligned start; a larger page size only makes it round further).
+const pageMask = 4096 - 1
+
+// populateFunc is populate (populate_linux.go); a variable so that tests
+// can watch and hold the populator's steps.
+var populateFunc = populate
+
+// testHookDropWaits, when set by a test, is called (under the populator's
+// mutex) each time drop waits for a step under way.
+var testHookDropWaits func()
+
+// A populator faults in, on its own goroutine, the range of an arena that
+// the writer will fill next.
+type populator struct {
+	mu       sync.Mutex
+	work     sync.Cond // signalled when there is a range to populate, or on stop
+	stepDone sync.Cond // broadcast when a step ends
+
+	// The range to populate: [from, to) of data, the mapping of arena a.
+	a        *arena
+	data     []byte
+	from, to int
+
+	busy    *arena // the arena of the step under way, or nil
+	stopped bool
+	done    chan struct{} // closed when the goroutine has returned
+}
+
+// newPopulator starts a populator.
+func newPopulator() *populator {
+	p := &populator{done: make(chan struct{})}
+	p.work.L = &p.mu
+	p.stepDone.L = &p.mu
+	go p.run()
+	return p
+}
+
+func (p *populator) run() {
+	defer close(p.done)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		for !p.stopped && p.from >= p.to {
+			p.work.Wait()
+		}
+		if p.stopped {
+			return
+		}
+		a, data, from := p.a, p.data, p.from
+		to := min(p.to, from+populateStep)
+		p.from = to
+		p.busy = a
+		p.mu.Unlock()
+		ok := populateFunc(data[from:to])
+		p.mu.Lock()
+		p.busy = nil
+		p.stepDone.Broadcast()
+		if !ok {
+			populateOff.Store(true)
+			p.a, p.data, p.from, p.to = nil, nil, 0, 0
+		}
+	}
+}
+
+// post hands [from, to) of arena a, mapped as data, to the populator,
+// in place of whatever range it had (the writer has moved past that).
+func (p *populator) post(a *arena, from, to int) {
+	p.mu.Lock()
+	if p.a == a {
+		from = max(from, p.from) // not again what it did already
+	}
+	p.a, p.data, p.from, p.to = a, a.data, from, to
+	p.mu.Unlock()
+	p.work.Signal()
+}
+
+// drop makes sure the populator no longer touches arena a: it forgets a's
+// range, and waits for a step under way on a to end. The caller may then
+// unmap a.
+func (p *populator) drop(a *arena) {
+	p.mu.Lock()
+	if p.a == a {
+		p.a, p.data, p.from, p.to = nil, nil, 0, 0
+	}
+	for p.busy == a {
+		if testHookDropWaits != nil {
+			testHookDropWaits()
+		}
+		p.stepDone.Wait()
+	}
+	p.mu.Unlock()
+}
+
+// stop ends the populator, after its step under way, and waits for it.
+func (p *populator) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.a, p.data, p.from, p.to = nil, nil, 0, 0
+	p.mu.Unlock()
+	p.work.Signal()
+	<-p.done
+}

@@ -1,0 +1,102 @@
+package bigqueue
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestPopulatorDropWaitsForStep: drop returns only once the step under way
+// on the arena has ended, and the populator touches the arena no more: the
+// caller may unmap it then.
+func TestPopulatorDropWaitsForStep(t *testing.T) {
+	a := &arena{id: 7, data: make([]byte, 4*populateStep)}
+	started, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+
+	var mu sync.Mutex
+	var calls int
+	var stepEnded, dropped, touchedAfterDrop bool
+	orig := populateFunc
+	populateFunc = func(b []byte) bool {
+		mu.Lock()
+		calls++
+		first := calls == 1
+		touchedAfterDrop = touchedAfterDrop || dropped
+		mu.Unlock()
+		if first {
+			close(started)
+			<-release
+			mu.Lock()
+			stepEnded = true
+			mu.Unlock()
+		}
+		return true
+	}
+	waited := false
+	testHookDropWaits = func() {
+		waited = true
+		releaseOnce.Do(func() { close(release) })
+	}
+	t.Cleanup(func() { populateFunc, testHookDropWaits = orig, nil })
+
+	p := newPopulator()
+	p.post(a, 0, len(a.data))
+	<-started
+	p.drop(a)
+	mu.Lock()
+	dropped = true
+	ended := stepEnded
+	mu.Unlock()
+	p.stop()
+
+	require.True(t, waited, "drop waited for the step under way")
+	require.True(t, ended, "the step had ended when drop returned")
+	mu.Lock()
+	defer mu.Unlock()
+	require.False(t, touchedAfterDrop, "no step on the arena after drop")
+	require.Equal(t, 1, calls, "the rest of the arena's range was forgotten")
+}
+
+// TestPopulatorPostReplacesRange: a range posted for another arena replaces
+// the one before (the writer has moved on), and a range posted again for the
+// same arena does not go back over what was done.
+func TestPopulatorPostReplacesRange(t *testing.T) {
+	a := &arena{id: 1, data: make([]byte, 8*populateStep)}
+	b := &arena{id: 2, data: make([]byte, 8*populateStep)}
+	hold, held := make(chan struct{}), make(chan struct{}, 16)
+	type step struct {
+		data *byte
+		n    int
+	}
+	var mu sync.Mutex
+	var steps []step
+	orig := populateFunc
+	populateFunc = func(s []byte) bool {
+		mu.Lock()
+		steps = append(steps, step{&s[0], len(s)})
+		mu.Unlock()
+		held <- struct{}{}
+		<-hold
+		return true
+	}
+	t.Cleanup(func() { populateFunc = orig })
+
+	p := newPopulator()
+	p.post(a, 0, 4*populateStep)
+	<-held // step [0, 1 step) of a under way
+	p.post(a, 0, 6*populateStep)
+	p.post(b, 2*populateStep, 3*populateStep)
+	close(hold)
+	waitPopulated(p)
+	p.stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []step{
+		{&a.data[0], populateStep},
+		{&b.data[2*populateStep], populateStep},
+	}, steps)
+}
