@@ -21,7 +21,7 @@ func TestBenchTemporaryQueue(t *testing.T) {
 	r := mustRun(t, "", "bench", "-n", "2000", "-size", "64", "-arena-size", "16384")
 	assert.Contains(t, r.stdout, "bigqueue bench: 2000 messages of 64 bytes, arena size 16.0 KiB, queue in "+tmp)
 	assert.Contains(t, r.stdout, "(temporary, removed afterwards)")
-	assert.Contains(t, r.stdout, "latency: every call timed with time.Now")
+	assert.Contains(t, r.stdout, "latency: every call timed by the monotonic clock")
 
 	header, rows := benchTable(t, r.stdout)
 	assert.Equal(t, []string{"phase", "msgs/s", "MB/s", "time", "p50", "p90", "p99", "p99.9", "max"}, header)
