@@ -1,7 +1,9 @@
 package bigqueue
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,4 +56,24 @@ func TestOpensFormatV1(t *testing.T) {
 	}
 	require.True(t, q.IsEmpty())
 	require.NoError(t, q.Check())
+}
+
+// TestRecordCRC: the checksum a record is written with is CRC-32C over the
+// position, flags, length and message, laid out as record.go draws it,
+// whether recordCRC takes it in one call (small messages) or two.
+func TestRecordCRC(t *testing.T) {
+	var scratch [crcPrefixSize + crcJoinMax]byte
+	for _, n := range []int{0, 1, 17, crcJoinMax - 1, crcJoinMax, crcJoinMax + 1, 4096} {
+		msg := make([]byte, n)
+		for i := range msg {
+			msg[i] = byte(i*31 + n)
+		}
+		pos, flags := int64(n)*1_000_003+7, uint16(n%2)
+		want := make([]byte, 0, crcPrefixSize+n)
+		want = binary.LittleEndian.AppendUint64(want, uint64(pos))
+		want = binary.LittleEndian.AppendUint16(want, flags)
+		want = binary.LittleEndian.AppendUint64(want, uint64(n))
+		want = append(want, msg...)
+		require.Equal(t, crc32.Checksum(want, castagnoli), recordCRC(&scratch, pos, flags, msg), "message of %d bytes", n)
+	}
 }

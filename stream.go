@@ -29,7 +29,7 @@ type stream struct {
 	// records found on disk at open.
 	writtenFrom int64
 
-	scratch [crcPrefixSize]byte // for crcStart on the hot path
+	scratch [crcPrefixSize + crcJoinMax]byte // for recordCRC and crcStart on the hot path
 }
 
 // arenaOf returns the arena holding position pos and the offset in it.
@@ -71,7 +71,7 @@ func (s *stream) write(at position, msg []byte, flags uint16) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	crc := crc32.Update(crcStart(&s.scratch, start, flags, uint64(len(msg))), castagnoli, msg)
+	crc := recordCRC(&s.scratch, start, flags, msg)
 	if err := s.am.prepareWrite(a, off, min(off+headerSize+len(msg), s.size)); err != nil {
 		return 0, err
 	}
@@ -171,7 +171,7 @@ func (s *stream) record(w *window, pos, limit int64, dst []byte, copyOut bool) (
 	}
 	var crc uint32
 	if check {
-		crc = crcStart(&s.scratch, start, h.flags, h.length)
+		crc = crcStart((*[crcPrefixSize]byte)(s.scratch[:crcPrefixSize]), start, h.flags, h.length)
 	}
 	p := start + headerSize
 	for left := n; left > 0; {
