@@ -63,6 +63,8 @@ func Workloads() []Workload {
 			Desc: "enqueue N messages, then drain them in order", run: runFIFO(0)},
 		{Name: "fifo-128KiB", MsgSize: 128 << 10, N: 1 << 10,
 			Desc: "enqueue N messages, then drain them in order", run: runFIFO(0)},
+		{Name: "concurrent-128B", MsgSize: 128, N: 1 << 18,
+			Desc: "2 producers and 2 consumers on one queue at once", run: runConcurrent},
 		{Name: "concurrent-4KiB", MsgSize: 4 << 10, N: 1 << 14,
 			Desc: "2 producers and 2 consumers on one queue at once", run: runConcurrent},
 		{Name: "durable-4KiB", MsgSize: 4 << 10, N: 1 << 12, Durable: true,
