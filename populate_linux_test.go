@@ -56,12 +56,3 @@ func TestPopulateAhead(t *testing.T) {
 		require.False(t, in[i], "page %d, far ahead of the writer, is not", i)
 	}
 }
-
-// waitPopulated waits until p has nothing left to do.
-func waitPopulated(p *populator) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for p.from < p.to || p.busy != nil {
-		p.stepDone.Wait()
-	}
-}

@@ -100,3 +100,12 @@ func TestPopulatorPostReplacesRange(t *testing.T) {
 		{&b.data[2*populateStep], populateStep},
 	}, steps)
 }
+
+// waitPopulated waits until p has nothing left to do.
+func waitPopulated(p *populator) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.from < p.to || p.busy != nil {
+		p.stepDone.Wait()
+	}
+}
