@@ -177,8 +177,10 @@ func (s *stream) record(w *window, pos, limit int64, dst []byte, copyOut bool) (
 	for left := n; left > 0; {
 		id, off := s.arenaOf(p)
 		k := min(left, s.size-off)
-		if copyOut && k >= windowSize && s.windowed(id) {
-			// A large piece of an unmapped arena: read it straight into dst.
+		if copyOut && k >= windowSize && s.windowed(id) && !w.holds(id, off) {
+			// A large piece of an unmapped arena: read it straight into dst
+			// (but what the window holds already, the header's read
+			// brought in, is taken from it first).
 			if fresh {
 				dst, fresh = make([]byte, 0, n), false
 			}

@@ -76,11 +76,17 @@ func (w *window) readAt(m *arenaManager, id int64, off int, b []byte) error {
 	return nil
 }
 
+// holds reports whether the window holds the byte at offset off of arena
+// id.
+func (w *window) holds(id int64, off int) bool {
+	return w.open && w.id == id && off >= w.off && off < w.off+len(w.buf)
+}
+
 // view returns up to n bytes of arena id from offset off, at least one;
 // avail is how many bytes of the arena from off lie before the tail (at
 // least n). The slice is valid until the next call.
 func (w *window) view(m *arenaManager, id int64, off, n, avail int) ([]byte, error) {
-	if w.open && w.id == id && off >= w.off && off < w.off+len(w.buf) {
+	if w.holds(id, off) {
 		b := w.buf[off-w.off:]
 		return b[:min(n, len(b))], nil
 	}
