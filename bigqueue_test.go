@@ -276,3 +276,35 @@ func leUint64(b []byte) uint64 {
 	}
 	return v
 }
+
+// TestWindowLargeMessages: under a memory cap, messages of more than a
+// window (64 KiB) in arenas that are not mapped are read partly from the
+// window the header's read filled and partly straight into the result, by
+// Dequeue (a new slice) and DequeueAppend (after bytes already there), and
+// come back whole; the checksums of records found on disk are verified on
+// the way.
+func TestWindowLargeMessages(t *testing.T) {
+	const arena = 256 << 10
+	dir := t.TempDir()
+	opts := []Option{SetArenaSize(arena), SetMaxInMemArenas(3), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+	sizes := []int{100 << 10, 64<<10 - 16, 64 << 10, 64<<10 + 1, 200 << 10, 300 << 10, 5, 130 << 10}
+	q := openQueue(t, dir, opts...)
+	for i, s := range sizes {
+		require.NoError(t, q.Enqueue(seqMessage(uint64(i), s)))
+	}
+	require.NoError(t, q.Close())
+
+	q = openQueue(t, dir, opts...)
+	for i, s := range sizes {
+		if i%2 == 0 {
+			m, err := q.Dequeue()
+			require.NoError(t, err)
+			requireSeqMessage(t, m, uint64(i), s)
+			continue
+		}
+		out, err := q.DequeueAppend([]byte("prefix"))
+		require.NoError(t, err)
+		require.Equal(t, "prefix", string(out[:6]))
+		requireSeqMessage(t, out[6:], uint64(i), s)
+	}
+}
