@@ -178,9 +178,9 @@ func deleteArenaFile(dirFd int, name string, data []byte) error {
 // (populate.go).
 var populateOff atomic.Bool
 
-// sync writes the arena's dirty pages to disk.
-func (a *arena) sync() error {
-	return unix.Msync(a.data, unix.MS_SYNC)
+// sync writes the arena's dirty pages in [from, to) to disk.
+func (a *arena) sync(from, to int) error {
+	return unix.Msync(a.data[from&^pageMask:to], unix.MS_SYNC)
 }
 
 // unmap releases the mapping. The arena must not be used afterwards.

@@ -280,10 +280,20 @@ func (m *arenaManager) unlink(a *arena) {
 	a.prev, a.next = nil, nil
 }
 
-// sync makes the data of arena id durable, mapped or not.
-func (m *arenaManager) sync(id int64) error {
+// testHookSync, when set by a test, sees each range sync is asked for.
+var testHookSync func(id int64, from, to int)
+
+// sync makes the bytes [from, to) of arena id durable, mapped or not.
+// Only that range of a mapping is written back: the pages the populator
+// faulted in past the tail are dirty too, and writing their zeros at
+// every flush, to write them again once filled, made a flush every 100
+// enqueues of 4 KiB about 1.4x slower.
+func (m *arenaManager) sync(id int64, from, to int) error {
+	if testHookSync != nil {
+		testHookSync(id, from, to)
+	}
 	if a, ok := m.mapped[id]; ok {
-		if err := a.sync(); err != nil {
+		if err := a.sync(from, to); err != nil {
 			return errorf("sync arena %s: %w", m.path(id), err)
 		}
 		return nil

@@ -42,10 +42,19 @@ func (q *MmapQueue) flushLocked() error {
 	q.mutOps = 0
 	am := q.s.am
 	if q.tail.pos > q.syncedTail.pos {
-		first, _ := q.s.arenaOf(q.syncedTail.pos)
-		last, _ := q.s.arenaOf(q.tail.pos - 1)
+		// From the old tail to the new one, and the header slot the
+		// writer cleared after it.
+		first, from := q.s.arenaOf(q.syncedTail.pos)
+		last, end := q.s.arenaOf(q.tail.pos - 1)
 		for id := first; id <= last; id++ {
-			if err := am.sync(id); err != nil {
+			lo, hi := 0, q.s.size
+			if id == first {
+				lo = from
+			}
+			if id == last {
+				hi = min(end+1+headerSize, q.s.size)
+			}
+			if err := am.sync(id, lo, hi); err != nil {
 				return errorf("flush: %w", err)
 			}
 		}
