@@ -9,6 +9,7 @@ import "time"
 // read past. It also returns an error of work done in the background (the
 // periodic flush, reclaiming after a Dequeue) that was not reported yet.
 func (q *MmapQueue) Flush() error {
+	q.syncBehind()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -109,6 +110,7 @@ func (q *MmapQueue) flusher() {
 		case <-tick:
 		case <-q.flushReq:
 		}
+		q.syncBehind()
 		q.mu.Lock()
 		if !q.closed {
 			if err := q.flushLocked(); err != nil {

@@ -67,3 +67,44 @@ func TestFlushSyncsWhatWasWritten(t *testing.T) {
 		requireSeqMessage(t, m, uint64(i), size)
 	}
 }
+
+// TestSyncBehindWithoutLock: a Flush with several MiB to sync first syncs
+// them with the queue's lock released (an Enqueue could run meanwhile),
+// all but the page the writer is filling; the flush itself then syncs the
+// rest, and the queue reads back whole.
+func TestSyncBehindWithoutLock(t *testing.T) {
+	const size = 1000
+	var synced, calls int
+	var lockFree bool
+	q := openQueue(t, t.TempDir(), SetArenaSize(1<<20), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	testHookSyncBehind = func(n int) {
+		calls++
+		synced += n
+		lockFree = q.mu.TryLock()
+		if lockFree {
+			q.mu.Unlock()
+		}
+		require.True(t, lockFree, "synced behind with the queue's lock held")
+	}
+	t.Cleanup(func() { testHookSyncBehind = nil })
+
+	n := 3 * (1 << 20) / (size + headerSize)
+	for i := range n {
+		require.NoError(t, q.Enqueue(seqMessage(uint64(i), size)))
+	}
+	tail := q.tail.pos
+	require.NoError(t, q.Flush())
+	require.GreaterOrEqual(t, calls, 3, "one range per arena")
+	require.Equal(t, int(tail&^pageMask), synced, "from the start to the page being filled")
+	require.Equal(t, tail, q.syncedTail.pos)
+
+	synced, calls = 0, 0
+	require.NoError(t, q.Enqueue(seqMessage(uint64(n), size)))
+	require.NoError(t, q.Flush())
+	require.Zero(t, calls, "less than a MiB to sync: the flush alone does it")
+	for i := range n + 1 {
+		m, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, uint64(i), size)
+	}
+}
