@@ -173,6 +173,7 @@ func (q *MmapQueue) open() error {
 		return err
 	}
 	q.s.writtenFrom = q.tail.pos
+	am.createTail(q.s.messageArena(q.tail.pos))
 	if err := q.loadConsumers(l.consumerFiles); err != nil {
 		return err
 	}

@@ -32,7 +32,24 @@ type aheadCreation struct {
 // arena id-1. Not for arena 1: a queue that fits in its first arena never
 // has a second file.
 func (m *arenaManager) createAhead(id int64) {
-	if id <= 1 || !m.ahead || m.size < createAheadMin || m.creating != nil || m.exists(id) {
+	if id <= 1 {
+		return
+	}
+	m.startCreation(id)
+}
+
+// createTail starts creating the file of arena id, the tail's, when an
+// open finds it missing (a new queue, or one whose tail had just reached a
+// new arena): its first Enqueue then does not create it on the write path
+// (300-500 µs). The reference creates it at open too.
+func (m *arenaManager) createTail(id int64) {
+	m.startCreation(id)
+}
+
+// startCreation starts creating the file of arena id on another goroutine,
+// when that is worth it and nothing else is being created.
+func (m *arenaManager) startCreation(id int64) {
+	if !m.ahead || m.size < createAheadMin || m.creating != nil || m.exists(id) {
 		return
 	}
 	c := &aheadCreation{id: id, done: make(chan error, 1)}

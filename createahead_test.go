@@ -69,7 +69,8 @@ func TestCreateAhead(t *testing.T) {
 	}
 }
 
-// TestCreateAheadFullDisk fails every allocation after the first two arenas':
+// TestCreateAheadFullDisk fails every allocation after the first two arenas'
+// (arena 0's twice: created at open, completed as the writer maps it):
 // the file created ahead is removed again, the Enqueue that needs the next
 // arena returns the error itself, and works once there is space.
 func TestCreateAheadFullDisk(t *testing.T) {
@@ -77,7 +78,7 @@ func TestCreateAheadFullDisk(t *testing.T) {
 	var full atomic.Bool
 	orig := allocateFile
 	allocateFile = func(fd int, off, length int64) error {
-		if calls.Add(1) > 2 && full.Load() {
+		if calls.Add(1) > 3 && full.Load() {
 			return syscall.ENOSPC
 		}
 		return orig(fd, off, length)
@@ -87,12 +88,13 @@ func TestCreateAheadFullDisk(t *testing.T) {
 
 	dir := t.TempDir()
 	q := openQueue(t, dir, SetArenaSize(createAheadMin), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
-	// Arenas 0 and 1 (the first is never created ahead), then arena 2
-	// ahead, which fails.
+	// Arena 0 (created at open, then completed as the writer maps it),
+	// arena 1 (the one after the first is never created ahead), then
+	// arena 2 ahead, which fails.
 	first := seqMessage(0, createAheadMin)
 	require.NoError(t, q.Enqueue(first))
 	settled(q)
-	require.Equal(t, int64(3), calls.Load(), "arenas 0 and 1, then arena 2 ahead")
+	require.Equal(t, int64(4), calls.Load(), "arena 0 twice and 1, then arena 2 ahead")
 	require.Equal(t, []int64{0, 1}, arenaFileIDs(t, dir), "a failed creation ahead left a file")
 	big := seqMessage(1, createAheadMin)
 	require.ErrorIs(t, q.Enqueue(big), syscall.ENOSPC)
@@ -140,4 +142,38 @@ func TestCreateAheadLeftover(t *testing.T) {
 		requireSeqMessage(t, m, i, size)
 	}
 	require.NoError(t, q.Check())
+}
+
+// TestOpenCreatesTailArena: opening a queue whose tail arena has no file
+// yet creates it on another goroutine, so that the first Enqueue does not;
+// not under a disk cap, nor for arenas too small to be worth it; and the
+// queue then works as usual, across a reopen.
+func TestOpenCreatesTailArena(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []Option
+		want []int64
+	}{
+		{"new queue", []Option{SetArenaSize(createAheadMin)}, []int64{0}},
+		{"disk cap", []Option{SetArenaSize(createAheadMin), SetMaxDiskUsage(8 * createAheadMin)}, nil},
+		{"small arenas", []Option{SetArenaSize(createAheadMin / 2)}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opts := append([]Option{SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}, c.opts...)
+			q := openQueue(t, dir, opts...)
+			settled(q)
+			require.Equal(t, c.want, arenaFileIDs(t, dir))
+			require.NoError(t, q.Enqueue(seqMessage(0, 100)))
+			require.NoError(t, q.Close())
+
+			q = openQueue(t, dir, opts...)
+			settled(q)
+			require.Equal(t, []int64{0}, arenaFileIDs(t, dir), "the tail's arena exists: nothing more")
+			m, err := q.Dequeue()
+			require.NoError(t, err)
+			requireSeqMessage(t, m, 0, 100)
+		})
+	}
 }
