@@ -9,10 +9,11 @@ import "golang.org/x/sys/unix"
 const madvPopulateWrite = 23
 
 // populate faults b in for writing in one system call. A first write to a
-// page of a mapping is a page fault (16-37 us a page on the virtual machine
-// this was measured on, more for a fallocated page whose extent is still
-// unwritten); populating a range ahead of the writer costs about 2 us a
-// page. It reports false when the kernel does not support it.
+// page of a mapping is a page fault: touching each page of a fallocated
+// 64 MiB mapping ran at about 3 GB/s on the virtual machine this was
+// measured on (1.3 us a page; 16-37 us in an earlier measurement, before
+// large folios), and populating it in 64 KiB calls at 1.4-3 GB/s. It
+// reports false when the kernel does not support it.
 func populate(b []byte) bool {
 	err := unix.Madvise(b, madvPopulateWrite)
 	return err == nil || err == unix.EFAULT || err == unix.ENOMEM || err == unix.EAGAIN || err == unix.EINTR
