@@ -19,7 +19,7 @@ import "sync"
 // unmapped (the address range could by then hold another mapping). It
 // touches a mapping only between taking a step and reporting it done, both
 // under mu, and only an arena it was handed and that was not dropped since;
-// every unmap of a writable arena drops it first (arenaManager.forget),
+// every unmap of a writable arena drops it first (arenaManager.unpopulate),
 // which waits for a step under way on it.
 //
 // On kernels without MADV_POPULATE_WRITE (before Linux 5.14) and off Linux,
