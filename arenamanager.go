@@ -200,7 +200,23 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 	m.top = max(m.top, id)
 	m.writable = id
 	m.createAhead(id + 1)
+	m.unmapNext(a)
 	return a, nil
+}
+
+// unmapNext hands the arena the writer will unmap when it starts the one
+// after current (the least recently used, once the cap of mapped arenas is
+// reached) to the populator, to clear its page tables ahead of the unmap
+// (populate.go). Should a reader use it meanwhile, it only faults its pages
+// in again.
+func (m *arenaManager) unmapNext(current *arena) {
+	if !unmapAheadWorks || m.max <= 0 || len(m.mapped) < m.max || m.back == nil || m.back == current {
+		return
+	}
+	if m.pop == nil {
+		m.pop = newPopulator()
+	}
+	m.pop.unmapAhead(m.back)
 }
 
 // allocate makes sure all the blocks of the existing file of arena id are

@@ -18,3 +18,13 @@ func populate(b []byte) bool {
 	err := unix.Madvise(b, madvPopulateWrite)
 	return err == nil || err == unix.EFAULT || err == unix.ENOMEM || err == unix.EAGAIN || err == unix.EINTR
 }
+
+// unmapAheadWorks says whether unmapAhead does anything.
+const unmapAheadWorks = true
+
+// unmapAhead drops the page table entries of b, a shared file mapping, so
+// that unmapping it later is quick (see populate.go). The pages stay in the
+// page cache, dirty or not. A failure only leaves the work to munmap.
+func unmapAhead(b []byte) {
+	_ = unix.Madvise(b, unix.MADV_DONTNEED)
+}

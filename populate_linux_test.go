@@ -56,3 +56,37 @@ func TestPopulateAhead(t *testing.T) {
 		require.False(t, in[i], "page %d, far ahead of the writer, is not", i)
 	}
 }
+
+// TestUnmapAhead: under a cap of 3 mapped arenas, as the writer starts a
+// new arena, the arena it will unmap when it starts the next one has its
+// page tables cleared by the populator (none of its pages is mapped any
+// more, though the arena still is), and reads back whole afterwards.
+func TestUnmapAhead(t *testing.T) {
+	const arenaSize, size = 1 << 20, 1000
+	q := openQueue(t, t.TempDir(), SetArenaSize(arenaSize), SetMaxInMemArenas(3),
+		SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	// Into arena 3: arena 0 is unmapped, 1, 2 and 3 are mapped, 1 is next.
+	n := 3*arenaSize/(size+headerSize) + 10
+	for i := range n {
+		require.NoError(t, q.Enqueue(seqMessage(uint64(i), size)))
+	}
+	q.mu.Lock()
+	p, next := q.s.am.pop, q.s.am.back
+	require.Equal(t, 3, len(q.s.am.mapped))
+	q.mu.Unlock()
+	require.NotNil(t, p, "the populator started")
+	require.Equal(t, int64(1), next.id, "arena 1 is the next to be unmapped")
+	waitPopulated(p)
+
+	q.mu.Lock()
+	in := present(t, next.data)
+	q.mu.Unlock()
+	for i, mapped := range in {
+		require.False(t, mapped, "page %d of arena 1 is still mapped", i)
+	}
+	for i := range n {
+		m, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, uint64(i), size)
+	}
+}

@@ -105,7 +105,70 @@ func TestPopulatorPostReplacesRange(t *testing.T) {
 func waitPopulated(p *populator) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.from < p.to || p.busy != nil {
+	for p.from < p.to || p.clearA != nil || p.busy != nil {
 		p.stepDone.Wait()
 	}
+}
+
+// TestPopulatorClearsWhenIdle: an arena handed over to have its page
+// tables cleared is cleared a step at a time once there is nothing to
+// populate (populating comes first); drop stops it, waiting for the step
+// under way, and nothing of it is touched afterwards.
+func TestPopulatorClearsWhenIdle(t *testing.T) {
+	a := &arena{id: 1, data: make([]byte, 2*populateStep)}
+	b := &arena{id: 2, data: make([]byte, 4*unmapAheadStep)}
+	type step struct {
+		kind string
+		data *byte
+		n    int
+	}
+	var mu sync.Mutex
+	var steps []step
+	var dropped, touchedAfterDrop bool
+	hold, held := make(chan struct{}), make(chan struct{}, 16)
+	record := func(kind string, s []byte) {
+		mu.Lock()
+		steps = append(steps, step{kind, &s[0], len(s)})
+		touchedAfterDrop = touchedAfterDrop || (dropped && kind == "clear")
+		n := len(steps)
+		mu.Unlock()
+		if n == 1 || kind == "clear" && n == 4 {
+			held <- struct{}{} // the first step, and the second clearing step
+			<-hold
+		}
+	}
+	origP, origC := populateFunc, unmapAheadFunc
+	populateFunc = func(s []byte) bool { record("populate", s); return true }
+	unmapAheadFunc = func(s []byte) { record("clear", s) }
+	t.Cleanup(func() { populateFunc, unmapAheadFunc = origP, origC })
+
+	p := newPopulator()
+	p.post(a, 0, len(a.data))
+	<-held // populating a's first step
+	p.unmapAhead(b)
+	hold <- struct{}{}
+	<-held // clearing b's second step
+	waits := false
+	testHookDropWaits = func() {
+		waits = true
+		hold <- struct{}{}
+	}
+	t.Cleanup(func() { testHookDropWaits = nil })
+	p.drop(b)
+	mu.Lock()
+	dropped = true
+	mu.Unlock()
+	waitPopulated(p)
+	p.stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.True(t, waits, "drop waited for the clearing step under way")
+	require.False(t, touchedAfterDrop)
+	require.Equal(t, []step{
+		{"populate", &a.data[0], populateStep},
+		{"populate", &a.data[populateStep], populateStep},
+		{"clear", &b.data[0], unmapAheadStep},
+		{"clear", &b.data[unmapAheadStep], unmapAheadStep},
+	}, steps)
 }
