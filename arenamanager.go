@@ -210,7 +210,7 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 // (populate.go). Should a reader use it meanwhile, it only faults its pages
 // in again.
 func (m *arenaManager) unmapNext(current *arena) {
-	if !unmapAheadWorks || m.max <= 0 || len(m.mapped) < m.max || m.back == nil || m.back == current {
+	if !unmapAheadWorks || m.size < unmapAheadMin || m.max <= 0 || len(m.mapped) < m.max || m.back == nil || m.back == current {
 		return
 	}
 	if m.pop == nil {

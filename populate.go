@@ -56,6 +56,11 @@ const populateInline = 256 << 10
 // clears per system call: a drop waits for at most one step (about 0.1 ms).
 const unmapAheadStep = 4 << 20
 
+// unmapAheadMin is the smallest arena whose page tables are cleared ahead:
+// a smaller one is unmapped quickly anyway, and handing it over would wake
+// the populator at every arena.
+const unmapAheadMin = 1 << 20
+
 // unmapAheadFunc is unmapAhead (populate_linux.go); a variable so that tests
 // can watch the populator's steps.
 var unmapAheadFunc = unmapAhead
