@@ -31,8 +31,9 @@ import "sync"
 // arenas (SetMaxInMemArenas; 3 by default) the writer unmaps the least
 // recently used arena each time it starts a new one, and unmapping 64 MiB
 // of written pages took 1.5 ms here, most of it tearing down their page
-// table entries; after MADV_DONTNEED on the range, 15 µs. The writer hands
-// that arena over as it starts the one before (arenaManager.unmapAhead).
+// table entries; after MADV_DONTNEED on the range, 15 µs. As it starts an
+// arena, the writer hands over the one it will unmap when it starts the
+// next (arenaManager.unmapNext).
 // Dropping a shared file mapping's entries loses nothing: the pages stay in
 // the page cache, dirty until written back, and a reader of the arena in
 // the meantime faults them in again.
@@ -78,7 +79,8 @@ var populateFunc = populate
 var testHookDropWaits func()
 
 // A populator faults in, on its own goroutine, the range of an arena that
-// the writer will fill next.
+// the writer will fill next, and, when idle, clears the page tables of the
+// arena it will unmap next.
 type populator struct {
 	mu       sync.Mutex
 	work     sync.Cond // signalled when there is a range to populate, or on stop
