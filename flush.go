@@ -45,19 +45,15 @@ func (q *MmapQueue) flushLocked() error {
 	if q.tail.pos > q.syncedTail.pos {
 		// From the old tail to the new one, and the header slot the
 		// writer cleared after it.
-		first, from := q.s.arenaOf(q.syncedTail.pos)
-		last, end := q.s.arenaOf(q.tail.pos - 1)
-		for id := first; id <= last; id++ {
-			lo, hi := 0, q.s.size
-			if id == first {
-				lo = from
-			}
+		last, _ := q.s.arenaOf(q.tail.pos - 1)
+		err := q.s.spans(q.syncedTail.pos, q.tail.pos, func(id int64, lo, hi int) error {
 			if id == last {
-				hi = min(end+1+headerSize, q.s.size)
+				hi = min(hi+headerSize, q.s.size)
 			}
-			if err := am.sync(id, lo, hi); err != nil {
-				return errorf("flush: %w", err)
-			}
+			return am.sync(id, lo, hi)
+		})
+		if err != nil {
+			return errorf("flush: %w", err)
 		}
 	}
 	if err := am.syncDir(); err != nil {

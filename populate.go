@@ -126,15 +126,11 @@ func (p *populator) run() {
 			p.clearStep()
 			continue
 		}
-		a, data, from := p.a, p.data, p.from
+		data, from := p.data, p.from
 		to := min(p.to, from+populateStep)
 		p.from = to
-		p.busy = a
-		p.mu.Unlock()
-		ok := populateFunc(data[from:to])
-		p.mu.Lock()
-		p.busy = nil
-		p.stepDone.Broadcast()
+		var ok bool
+		p.step(p.a, func() { ok = populateFunc(data[from:to]) })
 		if !ok {
 			populateOff.Store(true)
 			p.a, p.data, p.from, p.to = nil, nil, 0, 0
@@ -151,9 +147,15 @@ func (p *populator) clearStep() {
 	if to >= len(data) {
 		p.clearA, p.clearData = nil, nil
 	}
+	p.step(a, func() { unmapAheadFunc(data[from:to]) })
+}
+
+// step runs call, a system call on the mapping of arena a, with mu (held by
+// the caller) released and a marked busy, for drop to wait on.
+func (p *populator) step(a *arena, call func()) {
 	p.busy = a
 	p.mu.Unlock()
-	unmapAheadFunc(data[from:to])
+	call()
 	p.mu.Lock()
 	p.busy = nil
 	p.stepDone.Broadcast()

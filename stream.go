@@ -55,6 +55,27 @@ func (s *stream) recordStart(pos int64) int64 {
 	return pos
 }
 
+// spans calls f, until it returns an error, for each arena that the
+// positions [from, to) of the stream touch (from < to), with the offsets
+// [lo, hi) of their part in that arena.
+func (s *stream) spans(from, to int64, f func(id int64, lo, hi int) error) error {
+	first, lo := s.arenaOf(from)
+	last, end := s.arenaOf(to - 1)
+	for id := first; id <= last; id++ {
+		l, h := 0, s.size
+		if id == first {
+			l = lo
+		}
+		if id == last {
+			h = end + 1
+		}
+		if err := f(id, l, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // recordEnd returns the position after a record of n message bytes written
 // at pos.
 func (s *stream) recordEnd(pos int64, n int) int64 {

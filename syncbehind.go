@@ -70,21 +70,12 @@ func (q *MmapQueue) behindRanges(from int64) ([][]byte, int64) {
 		return nil, 0
 	}
 	var ranges [][]byte
-	first, lo := q.s.arenaOf(from)
-	last, end := q.s.arenaOf(to - 1)
-	for id := first; id <= last; id++ {
-		a := q.s.am.mapping(id)
-		if a == nil {
-			continue // not mapped: the flush syncs its file
+	_ = q.s.spans(from, to, func(id int64, lo, hi int) error {
+		// Not mapped: the flush syncs its file.
+		if a := q.s.am.mapping(id); a != nil {
+			ranges = append(ranges, a.data[lo&^pageMask:hi])
 		}
-		l, h := 0, q.s.size
-		if id == first {
-			l = lo &^ pageMask
-		}
-		if id == last {
-			h = end + 1
-		}
-		ranges = append(ranges, a.data[l:h])
-	}
+		return nil
+	})
 	return ranges, to
 }
