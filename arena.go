@@ -145,14 +145,28 @@ func openArena(dirFd int, path string, id int64, size int, create, readOnly bool
 	return a, nil
 }
 
-// mapArena and unmapArena are the only places a mapping of an arena is
-// made or released, and so the only places mappedArenas changes.
+// mapArena, mapWindow and unmapArena are the only places a mapping of an
+// arena is made or released, and so the only places mappedArenas changes.
 func mapArena(fd, size, prot int) ([]byte, error) {
 	data, err := mmapFile(fd, size, prot)
 	if err == nil {
 		mappedArenas.Add(1)
 	}
 	return data, err
+}
+
+// mapWindow maps length bytes of the arena file fd from offset off (a page
+// boundary) for reading, for a window (window.go); unmapArena releases it.
+// The mapping is advised sequential: its pages are read once, and the
+// kernel then does not mark them accessed when they are unmapped.
+func mapWindow(fd, off, length int) ([]byte, error) {
+	data, err := unix.Mmap(fd, int64(off), length, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	mappedArenas.Add(1)
+	_ = unix.Madvise(data, unix.MADV_SEQUENTIAL)
+	return data, nil
 }
 
 func unmapArena(data []byte) error {

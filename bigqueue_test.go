@@ -277,6 +277,78 @@ func leUint64(b []byte) uint64 {
 	return v
 }
 
+// TestMappedWindow: under a memory cap, arenas of mapWindowMin bytes or more
+// that are not mapped are read through a window that maps a part of the
+// arena at a time: messages that cross the window's end, that are larger
+// than it (read straight into the result), empty or a few bytes come back
+// whole, both as this queue wrote them (a consumer reading behind the
+// writer) and as found on disk after a reopen (checksums verified through
+// the window); the window's mapping is counted while it lives and released
+// when the arena is retired and at Close.
+func TestMappedWindow(t *testing.T) {
+	const arena = 2 * mapWindowMin
+	base := mappedArenas.Load()
+	dir := t.TempDir()
+	opts := []Option{SetArenaSize(arena), SetMaxInMemArenas(3), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+	var sizes []int
+	for range 2 {
+		sizes = append(sizes, 300<<10, 300<<10, 300<<10, 300<<10, 300<<10, 3*mapWindowSize/2, 5,
+			mapWindowSize+1, 0, 700<<10, 64<<10, mapWindowSize-headerSize)
+	}
+	type reader interface {
+		Dequeue() ([]byte, error)
+		DequeueAppend(dst []byte) ([]byte, error)
+	}
+	read := func(c reader, i int) {
+		t.Helper()
+		if i%2 == 0 {
+			m, err := c.Dequeue()
+			require.NoError(t, err)
+			requireSeqMessage(t, m, uint64(i), sizes[i])
+			return
+		}
+		out, err := c.DequeueAppend([]byte("prefix"))
+		require.NoError(t, err)
+		require.Equal(t, "prefix", string(out[:6]))
+		requireSeqMessage(t, out[6:], uint64(i), sizes[i])
+	}
+
+	q := openQueue(t, dir, opts...)
+	c, err := q.NewConsumer("behind")
+	require.NoError(t, err)
+	for i, s := range sizes {
+		require.NoError(t, q.Enqueue(seqMessage(uint64(i), s)))
+	}
+	tailArena, _ := q.s.arenaOf(q.tail.pos)
+	require.True(t, q.s.am.mapping(tailArena) != nil, "the writer's arena stays mapped")
+	require.True(t, q.s.am.mapping(0) == nil, "the first arenas were unmapped under the cap")
+	read(c, 0)
+	require.True(t, c.st.win.mapped != nil, "an unmapped arena of %d bytes is read through a mapping", arena)
+	require.Equal(t, int64(len(q.s.am.mapped)+1), mappedArenas.Load()-base, "the window's mapping is counted")
+	for i := 1; i < len(sizes); i++ {
+		read(c, i)
+	}
+	require.NoError(t, q.Close())
+	require.Equal(t, base, mappedArenas.Load(), "every mapping released at Close")
+
+	q = openQueue(t, dir, opts...)
+	// A record that starts inside a page, in an unmapped arena: the
+	// window maps from the page before it.
+	seek, err := q.NewConsumer("seek")
+	require.NoError(t, err)
+	require.NoError(t, seek.Seek(4))
+	m, err := seek.Read()
+	require.NoError(t, err)
+	requireSeqMessage(t, m.Data, 4, sizes[4])
+	require.NotZero(t, seek.st.win.off%mapWindowSize, "a window mapped from inside the arena's first window")
+	require.NoError(t, q.DeleteConsumer("seek"))
+	for i := range sizes {
+		read(q, i)
+	}
+	require.NoError(t, q.Close())
+	require.Equal(t, base, mappedArenas.Load(), "every mapping released at Close")
+}
+
 // TestWindowLargeMessages: under a memory cap, messages of more than a
 // window (64 KiB) in arenas that are not mapped are read partly from the
 // window the header's read filled and partly straight into the result, by

@@ -198,7 +198,7 @@ func (s *stream) record(w *window, pos, limit int64, dst []byte, copyOut bool) (
 	for left := n; left > 0; {
 		id, off := s.arenaOf(p)
 		k := min(left, s.size-off)
-		if copyOut && k >= windowSize && s.windowed(id) && !w.holds(id, off) {
+		if copyOut && k >= directMin(s.size) && s.windowed(id) && !w.holds(id, off) {
 			// A large piece of an unmapped arena: read it straight into dst
 			// (but what the window holds already, the header's read
 			// brought in, is taken from it first).

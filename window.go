@@ -9,22 +9,44 @@ import (
 // windowSize is how much of an arena a window reads at once.
 const windowSize = 64 << 10
 
-// A window reads an arena that is not mapped, with pread, for a queue that
-// caps its mapped arenas. Mapping an arena to read a few messages and
-// unmapping it again costs a page fault per page on top of the mmap and
-// munmap calls; a window costs one pread per 64 KiB, and keeps the memory
-// cap a cap. Each consumer has its own window, so consumers reading
-// different arenas do not evict each other's.
+// Arenas of at least mapWindowMin bytes are read through a mapped window of
+// mapWindowSize bytes (see window).
+const (
+	mapWindowMin  = 1 << 20
+	mapWindowSize = 1 << 20
+)
+
+// A window reads an arena that is not mapped, for a queue that caps its
+// mapped arenas. Mapping an arena to read a few messages and unmapping it
+// again costs a page fault per page on top of the mmap and munmap calls; a
+// window costs one pread per 64 KiB, and keeps the memory cap a cap. Each
+// consumer has its own window, so consumers reading different arenas do
+// not evict each other's.
+//
+// Arenas of mapWindowMin bytes or more are read instead through a mapping
+// of mapWindowSize bytes of the arena at a time, made and released by the
+// window alone (it takes no place among the queue's mapped arenas, but
+// counts towards mapLimit). For large messages the kernel's work per page
+// is what costs: pread marks each page-cache page accessed, which moves it
+// between LRU lists under a lock; a mapping advised MADV_SEQUENTIAL skips
+// that (Dequeue of 128 KiB messages from 4 MiB arenas under a cap, one
+// CPU: -12.6%, p=0.001, n=8; with two CPUs no significant change). Small
+// arenas stay with pread: per arena, the open is what costs.
 //
 // A window holds only bytes before the tail as it was when they were read:
 // the bytes of the stream never change once written, so what it holds stays
-// true.
+// true. A mapped window shows bytes past the tail too; view hands out only
+// the bytes asked for, which lie before the tail.
 type window struct {
 	fd  int    // the arena file read; valid while open is set
 	id  int64  // the id of fd's arena
 	off int    // the arena offset of buf[0]
 	buf []byte // the bytes read
 	mem []byte // storage for buf, allocated on first use
+
+	// mapped is the mapping buf lies in, for an arena of mapWindowMin
+	// bytes or more; nil when buf is in mem, or empty.
+	mapped []byte
 
 	open bool
 }
@@ -34,8 +56,19 @@ func (w *window) close() error {
 	if !w.open {
 		return nil
 	}
+	err := w.unmap()
 	w.open, w.buf = false, nil
-	return unix.Close(w.fd)
+	return joinErrors(err, unix.Close(w.fd))
+}
+
+// unmap releases the window's mapping, if it has one.
+func (w *window) unmap() error {
+	if w.mapped == nil {
+		return nil
+	}
+	err := unmapArena(w.mapped)
+	w.mapped, w.buf = nil, nil
+	return err
 }
 
 // use points the window at arena id.
@@ -90,6 +123,9 @@ func (w *window) view(m *arenaManager, id int64, off, n, avail int) ([]byte, err
 		b := w.buf[off-w.off:]
 		return b[:min(n, len(b))], nil
 	}
+	if m.size >= mapWindowMin {
+		return w.mapAt(m, id, off, n)
+	}
 	if w.mem == nil {
 		w.mem = make([]byte, min(windowSize, m.size))
 	}
@@ -100,4 +136,33 @@ func (w *window) view(m *arenaManager, id int64, off, n, avail int) ([]byte, err
 	}
 	w.off, w.buf = off, w.mem[:fill]
 	return w.buf[:min(n, fill)], nil
+}
+
+// mapAt maps mapWindowSize bytes of arena id from the page holding offset
+// off (fewer at the arena's end) and returns up to n bytes from off.
+func (w *window) mapAt(m *arenaManager, id int64, off, n int) ([]byte, error) {
+	if err := w.use(m, id); err != nil {
+		return nil, err
+	}
+	if err := w.unmap(); err != nil {
+		return nil, errorf("unmap window of arena %s: %w", m.path(id), err)
+	}
+	base := off &^ pageMask
+	data, err := mapWindow(w.fd, base, min(mapWindowSize, m.size-base))
+	if err != nil {
+		return nil, errorf("map window of arena %s: %w", m.path(id), err)
+	}
+	w.mapped, w.off, w.buf = data, base, data
+	b := data[off-base:]
+	return b[:min(n, len(b))], nil
+}
+
+// directMin is the size from which read takes a piece of a message in an
+// arena of size bytes straight into its slice with pread instead of through
+// the window.
+func directMin(size int) int {
+	if size >= mapWindowMin {
+		return mapWindowSize
+	}
+	return windowSize
 }
