@@ -94,7 +94,8 @@ func TestMmapENOMEMEvicts(t *testing.T) {
 
 // TestMapLimitEvicts checks that the queues of a process share mapLimit:
 // past it, a queue without SetMaxInMemArenas unmaps its own least recently
-// used arenas, and every arena unmapped is counted off again.
+// used arenas, reads the unmapped ones through a window instead of mapping
+// them again, and every arena unmapped is counted off again.
 func TestMapLimitEvicts(t *testing.T) {
 	base := mappedArenas.Load()
 	real := mapLimit
@@ -115,11 +116,23 @@ func TestMapLimitEvicts(t *testing.T) {
 		// q1's arenas are q1's to unmap: q2 keeps to one of its own.
 		require.LessOrEqual(t, len(q2.s.am.mapped), 1)
 	}
+	// At the limit, q1's evicted arenas are read through a window, not
+	// mapped again (which would unmap the arenas it reads next).
+	before := mappedArenas.Load()
+	m, err := q1.Dequeue()
+	require.NoError(t, err)
+	requireSeqMessage(t, m, 0, 200)
+	require.True(t, q1.def.win.open, "read through the window")
+	require.True(t, q1.s.am.mapping(0) == nil, "arena 0 not mapped to be read")
 	for _, q := range []*MmapQueue{q1, q2} {
 		for i := range uint64(n) {
+			if q == q1 && i == 0 {
+				continue
+			}
 			m, err := q.Dequeue()
 			require.NoError(t, err)
 			requireSeqMessage(t, m, i, 200)
+			require.LessOrEqual(t, mappedArenas.Load(), before, "reading maps nothing more")
 		}
 	}
 	require.NoError(t, q1.Close())
@@ -132,7 +145,7 @@ func TestReadMapLimit(t *testing.T) {
 	for _, c := range []struct {
 		content string
 		want    int64
-	}{{"65530\n", 32765}, {"262144", 131072}, {"garbage", defaultMapLimit}, {"1", defaultMapLimit}} {
+	}{{"65530\n", 57339}, {"262144", 229376}, {"garbage", defaultMapLimit}, {"1", defaultMapLimit}} {
 		path := filepath.Join(dir, "max_map_count")
 		require.NoError(t, os.WriteFile(path, []byte(c.content), 0o644))
 		require.Equal(t, c.want, readMapLimit(path), c.content)

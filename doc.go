@@ -106,10 +106,12 @@ one, and counts as one of the two. SetMaxDiskUsage caps the queue's files (no sp
 is created ahead under it); Enqueue returns ErrQueueFull past the cap.
 
 At most SetMaxInMemArenas arenas (3 by default, 0 for no cap) are mapped at
-once. Under a cap, readers read arenas that are not mapped with pread, through
-a 64 KiB window per consumer, instead of mapping them. Without a cap, the
-queues of a process still keep at most half of vm.max_map_count arenas
-mapped between them, so that the Go runtime can always map memory of its own.
+once. Under a cap, readers read arenas that are not mapped through a window
+per consumer instead of mapping them: with pread, 64 KiB at a time, or for
+arenas of 1 MiB or more through a mapping of 1 MiB of the arena at a time.
+Without a cap, the queues of a process still keep at most seven eighths of
+vm.max_map_count arenas mapped between them, so that the Go runtime can
+always map memory of its own; past that, readers use their windows too.
 
 # Concurrency
 

@@ -327,8 +327,13 @@ func (s *stream) chunk(w *window, p int64, n int, limit int64) ([]byte, error) {
 	return w.view(s.am, id, off, n, avail)
 }
 
-// windowed reports whether arena id is read through a window: under a
-// memory cap, when it is not mapped. Without a cap, every arena is mapped.
+// windowed reports whether arena id is read through a window: when it is
+// not mapped, under a memory cap or while the process has mapLimit arenas
+// mapped (mapping it would unmap another, most likely one the reader needs
+// next). Otherwise an arena is mapped to be read.
 func (s *stream) windowed(id int64) bool {
-	return s.am.max > 0 && s.am.mapping(id) == nil
+	if s.am.mapping(id) != nil {
+		return false
+	}
+	return s.am.max > 0 || mappedArenas.Load() >= mapLimit()
 }
