@@ -80,7 +80,10 @@ func (w *window) use(m *arenaManager, id int64) error {
 		return err
 	}
 	// A short arena is corrupt however it is read.
-	fd, err := openArenaFile(m.dirFd, arenaName(id), m.path(id), m.size, unix.O_RDONLY, false)
+	fd, err := openArenaFile(m.dirFd, arenaName(id), m.path(id), m.size, unix.O_RDONLY|noAtime, false)
+	if noAtime != 0 && errors.Is(err, unix.EPERM) {
+		fd, err = openArenaFile(m.dirFd, arenaName(id), m.path(id), m.size, unix.O_RDONLY, false)
+	}
 	if err != nil {
 		return err
 	}
