@@ -175,6 +175,11 @@ func (s *stream) verify(w *window, pos, limit int64) (next int64, flags uint16, 
 // record is read (copyOut set) and verify (not set).
 func (s *stream) record(w *window, pos, limit int64, dst []byte, copyOut bool) (out []byte, next int64, flags uint16, err error) {
 	if copyOut {
+		if w.open {
+			if out, next, flags, ok := s.windowedRecord(w, pos, limit, dst); ok {
+				return out, next, flags, nil
+			}
+		}
 		if out, next, flags, ok := s.mappedRecord(pos, limit, dst); ok {
 			return out, next, flags, nil
 		}
@@ -263,21 +268,57 @@ func (s *stream) mappedRecord(pos, limit int64, dst []byte) (out []byte, next in
 		return nil, 0, 0, false
 	}
 	s.am.touch(a) // a use, as get counts it
-	h, err := parseHeader(a.data[off:off+headerSize], start)
-	end := off + headerSize + int(h.length)
-	if err != nil || h.length > uint64(limit-start-headerSize) || h.length > uint64(s.size) || end > s.size {
+	b, flags, ok := s.inPlace(a.data, off, start, limit)
+	if !ok {
 		return nil, 0, 0, false
 	}
-	b := a.data[off+headerSize : end]
+	return appendMessage(dst, b), start + headerSize + int64(len(b)), flags, true
+}
+
+// windowedRecord is read's fast path under a memory cap: a record this
+// stream wrote, whole in what the window w holds. ok is false otherwise.
+func (s *stream) windowedRecord(w *window, pos, limit int64, dst []byte) (out []byte, next int64, flags uint16, ok bool) {
+	start := s.recordStart(pos)
+	if start < s.writtenFrom || start+headerSize > limit {
+		return nil, 0, 0, false
+	}
+	id, off := s.arenaOf(start)
+	if !w.holds(id, off) {
+		return nil, 0, 0, false
+	}
+	b, flags, ok := s.inPlace(w.buf, off-w.off, start, limit)
+	if !ok {
+		return nil, 0, 0, false
+	}
+	return appendMessage(dst, b), start + headerSize + int64(len(b)), flags, true
+}
+
+// inPlace returns the message of the record at position start, which lies
+// at offset off of buf, when its header and message lie whole in buf and
+// before limit; ok is false otherwise, or when the header looks wrong.
+func (s *stream) inPlace(buf []byte, off int, start, limit int64) (msg []byte, flags uint16, ok bool) {
+	if off+headerSize > len(buf) {
+		return nil, 0, false
+	}
+	h, err := parseHeader(buf[off:off+headerSize], start)
+	if err != nil || h.length > uint64(limit-start-headerSize) || h.length > uint64(len(buf)-off-headerSize) {
+		return nil, 0, false
+	}
+	return buf[off+headerSize : off+headerSize+int(h.length)], h.flags, true
+}
+
+// appendMessage appends msg to dst, or returns a copy of it when dst is
+// nil (a new slice, allocated without zeroing it first; an empty message
+// is not nil).
+func appendMessage(dst, msg []byte) []byte {
 	switch {
 	case dst != nil:
-		dst = append(dst, b...)
-	case len(b) == 0:
-		dst = []byte{} // an empty message is not nil
+		return append(dst, msg...)
+	case len(msg) == 0:
+		return []byte{}
 	default:
-		dst = append([]byte(nil), b...) // allocated without zeroing it first
+		return append([]byte(nil), msg...)
 	}
-	return dst, start + headerSize + int64(len(b)), h.flags, true
 }
 
 // header decodes the header of the record at pos, which lies before limit,
