@@ -122,7 +122,8 @@ func SetMaxDiskUsage(bytes int64) Option {
 // SetRetention keeps messages that every consumer has read, for replay
 // (Seek back, or a consumer created later, which starts at the oldest
 // message kept). 0, the default, keeps none: an arena goes once every
-// consumer is past it. n > 0 keeps at least the newest n bytes of records;
+// consumer is past it. n > 0 keeps at least the newest n bytes of
+// messages (their headers not counted);
 // -1 keeps every message ever enqueued, as the reference does. Retention
 // works in whole arenas: an arena goes only when all of it is older than
 // what is kept. Other negative values are ErrInvalidRetention.

@@ -1,5 +1,7 @@
 package bigqueue
 
+import "sort"
+
 // Reclamation: disk use follows the slowest consumer. An arena every
 // consumer has read past is retired once the positions that passed it are
 // durable: deleted, or kept as a spare for the writer to reuse (see
@@ -121,19 +123,48 @@ func (q *MmapQueue) nextHead() position {
 	switch r := q.conf.retention; {
 	case r < 0:
 		return q.head
-	case r > 0 && q.tail.pos-r < head.pos:
-		// Keep the record holding the r-th byte before the tail, and
-		// what follows.
-		keep, ok := q.s.idx.atOrBefore(max(q.tail.pos-r, 0))
+	case r > 0 && q.held(head) < r:
+		keep, ok := q.retainFrom(r)
 		if !ok || keep.pos <= q.head.pos {
 			return q.head
 		}
-		head = keep
+		if keep.pos < head.pos {
+			head = keep
+		}
 	}
 	if q.s.messageArena(head.pos) <= q.s.messageArena(q.head.pos) {
 		return q.head
 	}
 	return head
+}
+
+// held returns at least how many bytes of messages lie from the record at
+// from to the tail: the stream's bytes less a header per record and, for
+// each arena end crossed, the headerSize-1 bytes a record may have skipped
+// there (counted whether or not it did).
+func (q *MmapQueue) held(from position) int64 {
+	first, _ := q.s.arenaOf(from.pos)
+	last, _ := q.s.arenaOf(q.tail.pos)
+	return q.tail.pos - from.pos - headerSize*(q.tail.seq-from.seq) - (headerSize-1)*(last-first)
+}
+
+// retainFrom returns where SetRetention(r) keeps messages from: the first
+// record of the newest arena from whose start on the messages hold at
+// least r bytes (held), found in the offset index. ok is false when no
+// arena's does: then every message is kept.
+func (q *MmapQueue) retainFrom(r int64) (position, bool) {
+	entries := q.s.idx.entries
+	// held grows towards the older entries, but for the skipped bytes'
+	// allowance: search as if it always grew, then step back to an entry
+	// that holds r.
+	i := sort.Search(len(entries), func(i int) bool { return q.held(entries[i].start) < r })
+	for i > 0 && q.held(entries[i-1].start) < r {
+		i--
+	}
+	if i == 0 {
+		return position{}, false
+	}
+	return entries[i-1].start, true
 }
 
 // slowest returns the lowest position a consumer needs: its cursor or its
