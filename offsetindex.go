@@ -174,16 +174,6 @@ func (x *offsetIndex) atOrAfter(pos int64) (position, bool) {
 	return x.entries[i].start, true
 }
 
-// atOrBefore returns the start of the last entry whose record starts at or
-// before position pos.
-func (x *offsetIndex) atOrBefore(pos int64) (position, bool) {
-	i := sort.Search(len(x.entries), func(i int) bool { return x.entries[i].start.pos > pos })
-	if i == 0 {
-		return position{}, false
-	}
-	return x.entries[i-1].start, true
-}
-
 // sync appends the new entries to offsets.dat and syncs it, or rewrites
 // the file when it is damaged.
 func (x *offsetIndex) sync() error {
