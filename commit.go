@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"math"
 )
 
 // Reading with commits: a named consumer reads at its cursor, which moves
@@ -122,6 +123,9 @@ func (c *Consumer) offsetPosition(offset uint64, op string) (position, error) {
 	}
 	if c.q.reader {
 		c.q.refresh()
+		if x := c.q.s.idx; len(x.entries) == 0 || x.entries[len(x.entries)-1].start.seq < int64(min(offset, math.MaxInt64)) {
+			x.catchUp(c.q.s.messageArena(c.q.head.pos), c.q.tail.pos)
+		}
 	}
 	p, err := c.q.positionOf(offset, &c.st.win)
 	if err != nil {

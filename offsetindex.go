@@ -2,6 +2,7 @@ package bigqueue
 
 import (
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"io"
 	"path/filepath"
@@ -18,7 +19,9 @@ import (
 // record headers; a retention limit finds the first record of an arena.
 //
 // It lives in memory from the head's arena on, and in offsets.dat, which
-// opening reads instead of scanning the queue:
+// opening reads instead of scanning the queue (a reader, OpenReader, reads
+// it again for what the writer has appended since when a Seek looks past
+// its last entry: catchUp):
 //
 //	 0         8         12        16
 //	+---------+---------+---------+
@@ -66,6 +69,11 @@ type offsetIndex struct {
 	inFile  int          // entries in the file, the dead ones before the head included
 	last    int64        // highest arena with an entry, or -1
 	rewrite bool         // the file must be rewritten at the next sync
+
+	// seenIno and seenSize identify the offsets.dat a reader last read
+	// (catchUp).
+	seenIno  uint64
+	seenSize int64
 }
 
 // loadOffsetIndex reads offsets.dat in dir, keeping the valid entries for
@@ -74,39 +82,78 @@ type offsetIndex struct {
 func loadOffsetIndex(dir string, dirFd int, first int64, tail int64) *offsetIndex {
 	x := &offsetIndex{dir: dir, dirFd: dirFd, fd: -1, last: -1}
 	b, err := qdir{path: dir, fd: dirFd}.readFile(offsetsName)
+	n, ok := x.add(b, err, first, tail)
+	x.inFile, x.rewrite = n, !ok
+	x.synced = len(x.entries)
+	return x
+}
+
+// add takes the entries of b, the content of offsets.dat (read with err),
+// that are for arenas from first on and past the last one known, and for
+// records before tail. It returns how many entries b holds and whether all
+// of them were valid: it stops at the first that is damaged, out of order
+// or past tail, and trusts nothing after it.
+func (x *offsetIndex) add(b []byte, err error, first, tail int64) (n int, ok bool) {
 	if err != nil || len(b) < offsetsHeaderSize ||
 		string(b[:8]) != string(offsetsMagic[:]) || binary.LittleEndian.Uint32(b[8:]) != offsetsVersion {
-		x.rewrite = true
-		return x
+		return 0, false
 	}
-	n := (len(b) - offsetsHeaderSize) / offsetsEntrySize
-	x.inFile = n
+	n = (len(b) - offsetsHeaderSize) / offsetsEntrySize
+	var prev arenaStart
 	for i := range n {
 		e := b[offsetsHeaderSize+i*offsetsEntrySize:][:offsetsEntrySize]
 		if binary.LittleEndian.Uint32(e[offsetsEntryData:]) != crc32.Checksum(e[:offsetsEntryData], castagnoli) {
-			x.rewrite = true
-			break
+			return n, false
 		}
 		a := arenaStart{
 			arena: int64(binary.LittleEndian.Uint64(e[0:])),
 			start: position{int64(binary.LittleEndian.Uint64(e[8:])), int64(binary.LittleEndian.Uint64(e[16:]))},
 		}
-		if l := len(x.entries); l > 0 && (a.arena <= x.entries[l-1].arena ||
-			a.start.pos < x.entries[l-1].start.pos || a.start.seq < x.entries[l-1].start.seq) {
-			x.rewrite = true // out of order: trust nothing after it
-			break
+		if i > 0 && (a.arena <= prev.arena || a.start.pos < prev.start.pos || a.start.seq < prev.start.seq) {
+			return n, false
 		}
 		if a.start.pos >= tail {
-			x.rewrite = true // past what recovery kept
-			break
+			return n, false
 		}
-		if a.arena >= first && a.start.seq >= 0 {
+		prev = a
+		if l := len(x.entries); a.arena >= first && a.arena > x.last && a.start.seq >= 0 &&
+			(l == 0 || a.start.pos >= x.entries[l-1].start.pos && a.start.seq >= x.entries[l-1].start.seq) {
 			x.entries = append(x.entries, a)
 			x.last = a.arena
 		}
 	}
-	x.synced = len(x.entries)
-	return x
+	return n, true
+}
+
+// catchUp is a reader's: it takes in the entries the writer has added to
+// offsets.dat since the reader last read it (the file's identity and size
+// tell), for arenas from first on and records before tail. A reader that
+// stays open long would otherwise walk every arena written since it opened
+// to seek, and stop at any damaged header on the way.
+func (x *offsetIndex) catchUp(first, tail int64) {
+	fd, err := openat(x.dirFd, offsetsName, unix.O_RDONLY)
+	if err != nil {
+		return
+	}
+	defer func() { _ = unix.Close(fd) }()
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || (st.Ino == x.seenIno && st.Size == x.seenSize) {
+		return
+	}
+	b := make([]byte, st.Size)
+	n := 0
+	for n < len(b) { // a shorter read is taken as far as it goes
+		m, err := unix.Pread(fd, b[n:], int64(n))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || m == 0 {
+			break
+		}
+		n += m
+	}
+	x.seenIno, x.seenSize = uint64(st.Ino), int64(n)
+	x.add(b[:n], nil, first, tail)
 }
 
 // note records that the record at start is the first to start in or
