@@ -69,7 +69,9 @@ func openat(dirFd int, name string, flags int) (int, error) {
 //     chunk allocated (see allocChunk); a file it created and could not
 //     allocate is removed again, so a full disk leaves nothing behind;
 //   - without it, a missing file, or one shorter than size (reading past
-//     its end through a mapping would be a SIGBUS), is corrupt.
+//     its end through a mapping would be a SIGBUS), is corrupt; size 0
+//     checks nothing (window.use, for a file known to be whole) and saves
+//     the fstat.
 func openArenaFile(dirFd int, name, path string, size, flags int, create bool) (int, error) {
 	if create {
 		flags |= unix.O_CREAT
@@ -80,6 +82,9 @@ func openArenaFile(dirFd int, name, path string, size, flags int, create bool) (
 			return -1, errorf("arena %s is missing: %w", path, ErrCorrupt)
 		}
 		return -1, errorf("open arena %s: %w", path, err)
+	}
+	if !create && size == 0 {
+		return fd, nil
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {

@@ -48,6 +48,11 @@ type arenaManager struct {
 	// writable is the highest id whose file the writer has created and
 	// allocated in this session; arenas above it need createArenaFile.
 	writable int64
+	// sized is the first id the writer took in this session: the files of
+	// arenas sized to writable are at least the arena size, as the writer
+	// made them (or found them), and a window reads them without checking
+	// (see window.use). Until the writer takes one, the range is empty.
+	sized int64
 	// dirDirty is set when an arena file was created or renamed since the
 	// last directory sync: the next flush syncs the directory before the
 	// index that depends on the new names.
@@ -198,6 +203,9 @@ func (m *arenaManager) getForWrite(id int64) (*arena, error) {
 		m.dirDirty = true
 	}
 	m.top = max(m.top, id)
+	if m.writable < 0 {
+		m.sized = id
+	}
 	m.writable = id
 	m.createAhead(id + 1)
 	m.unmapNext(a)

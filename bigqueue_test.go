@@ -349,6 +349,83 @@ func TestMappedWindow(t *testing.T) {
 	require.Equal(t, base, mappedArenas.Load(), "every mapping released at Close")
 }
 
+// TestWindowShortArena: under a memory cap, arenas that are not mapped are
+// read through a window, with pread. An arena file that this session's
+// writer sized is opened without checking its size again; cut short behind
+// the queue's back, it still gives only intact messages: those that lie
+// whole in what the window read before the cut come back in order, the
+// first read that meets the cut fails with ErrCorrupt naming the arena, and
+// so does the next; a consumer that seeks to the first message of the next
+// arena reads on from there. After a reopen the file is one found on disk:
+// its size is checked as it is opened, and a consumer that reaches it gets
+// ErrCorrupt at its first message.
+func TestWindowShortArena(t *testing.T) {
+	const arena, size, n, cut = 256 << 10, 1000, 1100, 100 << 10
+	const rec = headerSize + size
+	dir := t.TempDir()
+	opts := []Option{SetArenaSize(arena), SetMaxInMemArenas(3), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+	q := openQueue(t, dir, opts...)
+	_, err := q.NewConsumer("late") // keeps every arena on disk
+	require.NoError(t, err)
+	for i := range n {
+		require.NoError(t, q.Enqueue(seqMessage(uint64(i), size)))
+	}
+	var starts []int64
+	for i, pos := 0, int64(0); i < n; i++ {
+		pos = q.s.recordStart(pos)
+		starts = append(starts, pos)
+		pos += rec
+	}
+	require.Nil(t, q.s.am.mapping(1), "arena 1 is read through a window")
+	require.NoError(t, os.Truncate(filepath.Join(dir, arenaName(1)), cut))
+
+	got := 0
+	for ; got < n; got++ {
+		var m []byte
+		if m, err = q.Dequeue(); err != nil {
+			break
+		}
+		requireSeqMessage(t, m, uint64(got), size)
+	}
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.ErrorContains(t, err, filepath.Join(dir, arenaName(1)))
+	require.LessOrEqual(t, starts[got-1]+rec, int64(arena+cut), "nothing past the cut was served")
+	require.Greater(t, starts[got]+rec, int64(arena+windowSize)-rec, "the messages in arena 1's first window were served")
+	_, err = q.Dequeue()
+	require.ErrorIs(t, err, ErrCorrupt, "the same error again")
+
+	next := 0
+	for starts[next] < 2*arena {
+		next++
+	}
+	c, err := q.NewConsumer("skip")
+	require.NoError(t, err)
+	require.NoError(t, c.Seek(uint64(next)))
+	for i := next; i < n; i++ {
+		m, err := c.Read()
+		require.NoError(t, err)
+		require.Equal(t, uint64(i), m.Offset)
+		requireSeqMessage(t, m.Data, uint64(i), size)
+	}
+	require.NoError(t, q.Close())
+
+	q = openQueue(t, dir, opts...)
+	require.NoError(t, q.Enqueue([]byte("the writer takes its arena")))
+	late, err := q.NewConsumer("late")
+	require.NoError(t, err)
+	for i := 0; ; i++ {
+		m, err := late.Read()
+		if starts[i]+rec > arena {
+			require.ErrorIs(t, err, ErrCorrupt, "message %d, the first in the short arena", i)
+			require.ErrorContains(t, err, filepath.Join(dir, arenaName(1)))
+			break
+		}
+		require.NoError(t, err)
+		requireSeqMessage(t, m.Data, uint64(i), size)
+		require.NoError(t, late.Commit())
+	}
+}
+
 // TestWindowLargeMessages: under a memory cap, messages of more than a
 // window (64 KiB) in arenas that are not mapped are read partly from the
 // window the header's read filled and partly straight into the result, by

@@ -79,10 +79,16 @@ func (w *window) use(m *arenaManager, id int64) error {
 	if err := w.close(); err != nil {
 		return err
 	}
-	// A short arena is corrupt however it is read.
-	fd, err := openArenaFile(m.dirFd, arenaName(id), m.path(id), m.size, unix.O_RDONLY|noAtime, false)
+	// A short arena is corrupt however it is read, so its size is
+	// checked, unless this session's writer sized it (an fstat is 0.6 µs
+	// here, 21 ns for each message of a 4 KiB arena read through a window).
+	size := m.size
+	if id >= m.sized && id <= m.writable {
+		size = 0
+	}
+	fd, err := openArenaFile(m.dirFd, arenaName(id), m.path(id), size, unix.O_RDONLY|noAtime, false)
 	if noAtime != 0 && errors.Is(err, unix.EPERM) {
-		fd, err = openArenaFile(m.dirFd, arenaName(id), m.path(id), m.size, unix.O_RDONLY, false)
+		fd, err = openArenaFile(m.dirFd, arenaName(id), m.path(id), size, unix.O_RDONLY, false)
 	}
 	if err != nil {
 		return err
