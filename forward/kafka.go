@@ -16,14 +16,17 @@ import (
 const OffsetHeader = "bigqueue-offset"
 
 // Kafka is a Sink into a Kafka topic. Each record carries its queue
-// offset in the OffsetHeader header. The client is franz-go's, with its
-// defaults: an idempotent producer that waits for every in-sync replica,
-// records spread over the topic's partitions, each partition written in
-// order and without gaps (when a record fails, the ones after it on its
-// partition fail too). A re-sent batch can therefore repeat, on a
-// partition, records that were written after the first failure: these
-// are the duplicates of the uncommitted window. The topic is created by
-// its owner, not by the forwarder.
+// offset in the OffsetHeader header. Every record goes to partition 0:
+// Kafka keeps order only within a partition, and the queue's order is the
+// contract (pass kgo.RecordPartitioner to NewKafka to spread records over
+// the partitions instead, each partition then in queue order). The client
+// is franz-go's, with its defaults otherwise: an idempotent producer that
+// waits for every in-sync replica, each partition written in order and
+// without gaps (when a record fails, the ones after it on its partition
+// fail too). A re-sent batch can therefore repeat records that were
+// written after the first failure: these are the duplicates of the
+// uncommitted window. The topic is created by its owner, not by the
+// forwarder.
 type Kafka struct {
 	cl    *kgo.Client
 	topic string
@@ -39,8 +42,8 @@ const DefaultDeliveryTimeout = 10 * time.Second
 
 // NewKafka returns a sink that produces to topic through the brokers at
 // seeds (host:port). opts are franz-go client options, applied after the
-// sink's own (seeds, topic, DefaultDeliveryTimeout), so they can override
-// them: a partitioner, TLS, SASL. The client connects lazily; while the
+// sink's own (seeds, topic, partition 0, DefaultDeliveryTimeout), so they
+// can override them: a partitioner, TLS, SASL. The client connects lazily; while the
 // brokers are away, Send fails after the delivery timeout, or as soon as
 // its context ends, and the Forwarder retries.
 func NewKafka(seeds []string, topic string, opts ...kgo.Opt) (*Kafka, error) {
@@ -50,6 +53,8 @@ func NewKafka(seeds []string, topic string, opts ...kgo.Opt) (*Kafka, error) {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),
+		// Records name their partition, and all name 0 (see Kafka).
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RecordDeliveryTimeout(DefaultDeliveryTimeout),
 		// A record whose request went out and got no answer (a broker
 		// gone away) may be failed too, so that Send returns after the

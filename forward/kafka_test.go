@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +100,46 @@ func checkKafkaOrder(t *testing.T, recs []kafkaRecord, n uint64) int {
 		last[r.partition], started[r.partition] = r.offset, true
 	}
 	return len(recs) - int(n)
+}
+
+// TestKafkaForwardOnePartition forwards a queue, in many batches, with the
+// sink's defaults into a topic of three partitions: every record is on one
+// partition, in queue order, so that a consumer of the topic reads the
+// messages in the order they were enqueued. (franz-go's default
+// partitioner moves to another partition every 64 KiB: 500 KiB are sent.)
+func TestKafkaForwardOnePartition(t *testing.T) {
+	cluster := startKafka(t, t.TempDir())
+	defer cluster.Close()
+	seeds := cluster.ListenAddrs()
+	q, err := bigqueue.NewMmapQueue(t.TempDir(), bigqueue.SetArenaSize(1<<20))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, q.Close()) }()
+	const n = 500
+	pad := strings.Repeat("x", 1000)
+	for i := range n {
+		require.NoError(t, q.EnqueueString(fmt.Sprintf("msg-%d", i)+pad))
+	}
+	c, err := q.NewConsumer("to-kafka")
+	require.NoError(t, err)
+	sink, err := NewKafka(seeds, "events")
+	require.NoError(t, err)
+	defer func() { require.NoError(t, sink.Close()) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fw := New(c, sink, Options{MaxBatch: 7, Progress: func(p Progress) {
+		if p.Committed == n {
+			cancel()
+		}
+	}})
+	require.ErrorIs(t, fw.Run(ctx), context.Canceled)
+
+	recs := consumeKafka(t, seeds, n)
+	require.Len(t, recs, n, "no failure, so no duplicate")
+	for i, r := range recs {
+		require.Equal(t, recs[0].partition, r.partition, "record %d", i)
+		require.Equal(t, uint64(i), r.offset, "record %d", i)
+		require.Equal(t, fmt.Sprintf("msg-%d", i)+pad, r.data)
+	}
 }
 
 // TestKafkaForward forwards a queue into a three-broker Kafka cluster
