@@ -397,6 +397,21 @@ func (m *arenaManager) spares(tailArena int64) int {
 	return n
 }
 
+// dropSpares deletes the arena files past the tail's arena that the writer
+// has not taken: the retired arenas kept for reuse and the file created
+// ahead (see retireBefore, which calls it when every consumer has read
+// everything).
+func (m *arenaManager) dropSpares(tailArena int64) error {
+	m.settle()
+	var errs []error
+	for id := range m.onDisk {
+		if id > tailArena && id > m.writable {
+			errs = append(errs, m.remove(id))
+		}
+	}
+	return joinErrors(errs...)
+}
+
 // detach forgets arena id and queues it for startReap.
 func (m *arenaManager) detach(id int64) {
 	item := reapItem{name: arenaName(id)}

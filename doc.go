@@ -99,7 +99,9 @@ retired once the positions that passed it are durable: at the next flush, or
 at once on Dequeue for arenas of 16 MiB or more, which syncs only the small
 position files. Disk use follows the slowest consumer. Up to two retired
 arenas are kept, renamed, for the writer to reuse (creating a file is slow, a
-reused one is allocated and often still cached); the others are deleted.
+reused one is allocated and often still cached); the others are deleted. A
+flush that finds every message read deletes the spares too: a drained queue
+holds its tail's arena only.
 For arenas of 64 KiB or more, from a queue's second arena on, the writer's
 next arena file is created on another goroutine while it fills the current
 one, and counts as one of the two. SetMaxDiskUsage caps the queue's files (no spares are kept and no file

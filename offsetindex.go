@@ -221,6 +221,13 @@ func (x *offsetIndex) atOrAfter(pos int64) (position, bool) {
 	return x.entries[i].start, true
 }
 
+// diskBytes is what offsets.dat takes on disk once the entries noted so far
+// are synced: whole blocks of metaSize bytes, at least one.
+func (x *offsetIndex) diskBytes() int64 {
+	n := int64(offsetsHeaderSize + (x.inFile+len(x.entries)-x.synced)*offsetsEntrySize)
+	return max(1, (n+metaSize-1)/metaSize) * metaSize
+}
+
 // sync appends the new entries to offsets.dat and syncs it, or rewrites
 // the file when it is damaged.
 func (x *offsetIndex) sync() error {

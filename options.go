@@ -102,16 +102,20 @@ func SetPeriodicFlushDuration(flushPeriod time.Duration) Option {
 }
 
 // SetMaxDiskUsage caps the bytes the queue's files may take on disk: arenas
-// at their full size, the index and the consumer files. An Enqueue that
+// at their full size, the index, the consumer files, the offset index and
+// the wake file. An Enqueue that
 // would need more returns ErrQueueFull and changes nothing; once consumers
 // have read past whole arenas and those are deleted, enqueues succeed again.
 // A value <= 0 means no cap, which is the default. The smallest cap is two
-// arenas and the index and default consumer files (2*arenaSize + 8 KiB):
-// the arena at the tail and the next one, which a message that crosses
-// into it needs, so that a consumer that keeps up never makes a producer
-// wait. NewMmapQueue refuses a smaller one with an error wrapping
-// ErrTooSmallMaxDiskUsage that gives the minimum. Each named consumer
-// counts 4 KiB more.
+// arenas and the index, default consumer, offset index and wake files
+// (2*arenaSize + 16 KiB): the arena at the tail and the next one, which a
+// message that crosses into it needs, so that a consumer that keeps up
+// never makes a producer wait (for messages of up to an arena less 16
+// bytes; a larger one spans more arenas, which a cap must hold).
+// NewMmapQueue refuses a smaller one with an error wrapping
+// ErrTooSmallMaxDiskUsage that gives the minimum. Each named consumer's
+// file counts 4 KiB more; where that leaves less than two arenas, the
+// consumer files go past the cap instead (by 4 KiB each).
 func SetMaxDiskUsage(bytes int64) Option {
 	return func(c *config) error {
 		c.maxDiskUsage = bytes
@@ -140,7 +144,7 @@ func SetRetention(bytes int64) Option {
 // minDiskUsage is the smallest SetMaxDiskUsage cap for arenas of
 // arenaSize bytes (see SetMaxDiskUsage).
 func minDiskUsage(arenaSize int) int64 {
-	return 2*int64(arenaSize) + 2*metaSize
+	return 2*int64(arenaSize) + 4*metaSize
 }
 
 // validate checks what no single option can: the options together.

@@ -16,22 +16,38 @@ func (q *MmapQueue) reserve(end int64) error {
 		return nil
 	}
 	usage := q.diskUsage(end)
-	if usage > q.conf.maxDiskUsage && q.reclaimable() {
+	if usage > q.diskLimit() && q.reclaimable() {
 		if err := q.flushLocked(); err != nil {
 			return errorf("reclaim space: %w", err)
 		}
 		usage = q.diskUsage(end)
 	}
-	if usage > q.conf.maxDiskUsage && q.conf.dropOldest {
+	if usage > q.diskLimit() && q.conf.dropOldest {
 		if err := q.dropOldest(end); err != nil {
 			return errorf("drop the oldest arena: %w", err)
 		}
 		usage = q.diskUsage(end)
 	}
-	if usage > q.conf.maxDiskUsage {
-		return errorf("enqueue needs %d bytes on disk, limit is %d: %w", usage, q.conf.maxDiskUsage, ErrQueueFull)
+	if usage > q.diskLimit() {
+		return errorf("enqueue needs %d bytes on disk, limit is %d: %w", usage, q.diskLimit(), ErrQueueFull)
 	}
 	return nil
+}
+
+// diskLimit is the SetMaxDiskUsage cap, but never less than two arenas and
+// the meta files: the minimum cap holds two arenas with the meta files of a
+// queue without named consumers, and the 4 KiB file of each named consumer
+// takes the cap past by that much rather than take an arena's room, so
+// that a consumer that keeps up never makes a producer see ErrQueueFull.
+func (q *MmapQueue) diskLimit() int64 {
+	return max(q.conf.maxDiskUsage, 2*int64(q.conf.arenaSize)+q.metaBytes())
+}
+
+// metaBytes is what the queue's files other than arenas take on disk: the
+// index, the default consumer's, the wake file, offsets.dat, and a file per
+// named consumer (see minDiskUsage).
+func (q *MmapQueue) metaBytes() int64 {
+	return int64(len(q.consumers)+3)*metaSize + q.s.idx.diskBytes()
 }
 
 // couldFit reports whether a message of n bytes fits under the disk cap
@@ -40,9 +56,9 @@ func (q *MmapQueue) reserve(end int64) error {
 func (q *MmapQueue) couldFit(n int) bool {
 	need := func(pos int64) int64 {
 		arenas := (q.s.recordEnd(pos, n)-1)/int64(q.s.size) - pos/int64(q.s.size) + 1
-		return arenas*int64(q.s.size) + int64(len(q.consumers)+2)*metaSize
+		return arenas*int64(q.s.size) + q.metaBytes()
 	}
-	return min(need(0), need(q.tail.pos)) <= q.conf.maxDiskUsage
+	return min(need(0), need(q.tail.pos)) <= q.diskLimit()
 }
 
 // dropOldest makes room for records up to position end under the disk
@@ -52,7 +68,7 @@ func (q *MmapQueue) couldFit(n int) bool {
 // Consumers that had not read the dropped messages resume at the oldest
 // kept one; the jump shows in the offsets they read.
 func (q *MmapQueue) dropOldest(end int64) error {
-	for q.diskUsage(end) > q.conf.maxDiskUsage {
+	for q.diskUsage(end) > q.diskLimit() {
 		next := q.s.messageArena(q.head.pos) + 1
 		if next > q.s.messageArena(q.tail.pos) {
 			return nil // nothing but the tail's arena is left
@@ -99,8 +115,7 @@ func (q *MmapQueue) diskUsage(end int64) int64 {
 			arenas++
 		}
 	}
-	metas := int64(len(q.consumers)+2) * metaSize
-	return arenas*int64(q.conf.arenaSize) + metas
+	return arenas*int64(q.conf.arenaSize) + q.metaBytes()
 }
 
 // reclaimable reports whether a flush would delete an arena.
@@ -247,7 +262,8 @@ func (q *MmapQueue) syncIndex(head, durableTail position) error {
 }
 
 // retireBefore moves the head to head and retires the arenas before it.
-// Up to maxSpares of them are kept for reuse, none under a disk cap.
+// Up to maxSpares of them are kept for reuse, none under a disk cap, and
+// none past a flush that finds every message read.
 func (q *MmapQueue) retireBefore(head position, async bool) error {
 	first := q.s.messageArena(q.head.pos)
 	last := q.s.messageArena(head.pos)
@@ -274,6 +290,15 @@ func (q *MmapQueue) retireBefore(head position, async bool) error {
 		}
 	}
 	q.s.idx.dropBefore(last)
+	if !async && q.slowest().pos >= q.tail.pos {
+		// Nothing is left to read: the disk holds the tail's arena and
+		// nothing more, not the spares of a busy past. A flush finds
+		// this, so an idle queue gives them back within a flush period.
+		tailArena, _ := q.s.arenaOf(q.tail.pos)
+		if err := am.dropSpares(tailArena); err != nil {
+			return err
+		}
+	}
 	am.startReap()
 	if first < last {
 		q.wakeRoomWaiters()

@@ -92,12 +92,12 @@ func TestReclaimFollowsSlowestConsumer(t *testing.T) {
 	require.NoError(t, err)
 	requireSeqMessage(t, m, n/2, size)
 
-	// Deleting the laggards frees everything but the arena being written
-	// and the spares.
+	// Deleting the laggards leaves every message read: everything goes but
+	// the arena being written, spares included.
 	require.NoError(t, q.DeleteConsumer("late"))
 	require.NoError(t, q.DeleteConsumer("lag"))
-	require.LessOrEqual(t, arenaFiles(t, dir), 1+maxSpares)
-	require.Less(t, dirBlocks(t, dir), int64(2+maxSpares)*arenaSize)
+	require.LessOrEqual(t, arenaFiles(t, dir), 1)
+	require.Less(t, dirBlocks(t, dir), int64(2)*arenaSize)
 	require.Empty(t, q.Consumers())
 	err = q.DeleteConsumer("lag")
 	require.ErrorIs(t, err, ErrUnknownConsumer)
@@ -241,6 +241,46 @@ func TestMaxDiskUsage(t *testing.T) {
 	require.LessOrEqual(t, dirBlocks(t, dir), int64(limit))
 }
 
+// TestDrainedFlushDropsSpares: while consumers lag, retired arenas are
+// kept as spares (and the next arena file created ahead); a flush that
+// finds every message read deletes them, so that the disk holds the tail's
+// arena only, whatever the queue held before; the writer then goes on
+// into new files.
+func TestDrainedFlushDropsSpares(t *testing.T) {
+	const arenaSize = 64 << 10
+	dir := t.TempDir()
+	q := openQueue(t, dir, SetArenaSize(arenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	const n, size = 2000, 1000 // ~2 MB: 31 arenas
+	for i := range uint64(n) {
+		require.NoError(t, q.Enqueue(seqMessage(i, size)))
+	}
+	for range n - 1 {
+		_, err := q.Dequeue()
+		require.NoError(t, err)
+	}
+	require.NoError(t, q.Flush())
+	files := arenaFiles(t, dir)
+	require.GreaterOrEqual(t, files, 1+maxSpares, "one message left: its arenas and the spares")
+	require.LessOrEqual(t, files, 2+maxSpares, "one message left: its arenas and the spares")
+
+	_, err := q.Dequeue()
+	require.NoError(t, err)
+	require.NoError(t, q.Flush())
+	require.Equal(t, 1, arenaFiles(t, dir), "every message read: the tail's arena only")
+	require.Less(t, dirBlocks(t, dir), int64(2*arenaSize))
+
+	for i := range uint64(n) {
+		require.NoError(t, q.Enqueue(seqMessage(n+i, size)))
+	}
+	for i := range uint64(n) {
+		m, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, n+i, size)
+	}
+	require.NoError(t, q.Close())
+	require.Equal(t, 1, arenaFiles(t, dir), "Close flushes: the tail's arena only")
+}
+
 // TestRenamedSpareIsMadeDurable: a retired arena kept as a spare is renamed
 // past the tail; the next Flush, the one that makes messages written into
 // it durable, syncs the directory first, so that after a power loss the
@@ -257,7 +297,7 @@ func TestRenamedSpareIsMadeDurable(t *testing.T) {
 		require.NoError(t, q.Enqueue(seqMessage(seq, 300)))
 		seq++
 	}
-	for range seq {
+	for range seq - 1 { // one left to read: a drained queue keeps no spares
 		_, err := q.Dequeue()
 		require.NoError(t, err)
 	}
@@ -317,32 +357,62 @@ func TestRetiredArenasHoldNoDescriptor(t *testing.T) {
 }
 
 // TestSmallestDiskCapNeverWedges: a cap below two arenas and the meta files
-// is refused with the minimum in the error; at exactly the minimum, a
-// consumer that keeps up never makes a producer see ErrQueueFull, through
-// many arenas of messages of every size up to what fits in one arena.
+// is refused with the minimum in the error; at exactly the minimum,
+// consumers that keep up (the default one, and named ones, whose files
+// count too) never make a producer see ErrQueueFull, with SetDropOldest or
+// without, through many arenas of messages of every size up to what fits
+// in one arena; the queue's files take no more than the cap, but for the
+// 4 KiB of each named consumer's file.
 func TestSmallestDiskCapNeverWedges(t *testing.T) {
 	for _, arenaSize := range []int{testArenaSize, 64 << 10} {
-		t.Run(fmt.Sprint(arenaSize), func(t *testing.T) {
-			min := minDiskUsage(arenaSize)
-			for _, bad := range []int64{min - 1, int64(arenaSize) * 3 / 2, 1} {
-				_, err := NewMmapQueue(t.TempDir(), SetArenaSize(arenaSize), SetMaxDiskUsage(bad))
-				require.ErrorIs(t, err, ErrTooSmallMaxDiskUsage)
-				require.Contains(t, err.Error(), fmt.Sprint(min))
+		for _, named := range []int{0, 1, 3} {
+			for _, drop := range []bool{false, true} {
+				t.Run(fmt.Sprintf("arena=%d/named=%d/drop=%v", arenaSize, named, drop), func(t *testing.T) {
+					smallestDiskCap(t, arenaSize, named, drop)
+				})
 			}
-			q := openQueue(t, t.TempDir(), SetArenaSize(arenaSize), SetMaxDiskUsage(min),
-				SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
-			rng := rand.New(rand.NewPCG(uint64(arenaSize), 1))
-			for i := uint64(0); q.tail.pos < 40*int64(arenaSize); i++ {
-				size := rng.IntN(arenaSize - headerSize + 1)
-				if rng.IntN(4) == 0 {
-					size = rng.IntN(200)
-				}
-				require.NoError(t, q.Enqueue(seqMessage(i, size)), "message %d of %d bytes at %d", i, size, q.tail.pos)
-				msg, err := q.Dequeue()
-				require.NoError(t, err)
-				require.Len(t, msg, size)
-			}
-		})
+		}
+	}
+}
+
+func smallestDiskCap(t *testing.T, arenaSize, named int, drop bool) {
+	min := minDiskUsage(arenaSize)
+	for _, bad := range []int64{min - 1, int64(arenaSize) * 3 / 2, 1} {
+		_, err := NewMmapQueue(t.TempDir(), SetArenaSize(arenaSize), SetMaxDiskUsage(bad))
+		require.ErrorIs(t, err, ErrTooSmallMaxDiskUsage)
+		require.Contains(t, err.Error(), fmt.Sprint(min))
+	}
+	opts := []Option{SetArenaSize(arenaSize), SetMaxDiskUsage(min), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+	if drop {
+		opts = append(opts, SetDropOldest())
+	}
+	q := openQueue(t, t.TempDir(), opts...)
+	var consumers []*Consumer
+	for i := range named {
+		c, err := q.NewConsumer(fmt.Sprint("reader-", i))
+		require.NoError(t, err)
+		consumers = append(consumers, c)
+	}
+	rng := rand.New(rand.NewPCG(uint64(arenaSize), uint64(named)))
+	for i := uint64(0); q.tail.pos < 40*int64(arenaSize); i++ {
+		size := rng.IntN(arenaSize - headerSize + 1)
+		if rng.IntN(4) == 0 {
+			size = rng.IntN(200)
+		}
+		require.NoError(t, q.Enqueue(seqMessage(i, size)), "message %d of %d bytes at %d", i, size, q.tail.pos)
+		msg, err := q.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, msg, i, size)
+		for _, c := range consumers {
+			msg, err := c.Dequeue()
+			require.NoError(t, err)
+			requireSeqMessage(t, msg, i, size)
+		}
+		if i%16 == 0 {
+			st, err := q.Stats()
+			require.NoError(t, err)
+			require.LessOrEqual(t, st.DiskBytes, min+int64(named)*metaSize, "message %d", i)
+		}
 	}
 }
 
