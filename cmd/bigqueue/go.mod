@@ -1,5 +1,6 @@
 module github.com/seed-ff72c416/bigqueue/cmd/bigqueue
 
+// go 1.26.0: what golang.org/x/sys v0.50.0, a dependency of the library, requires.
 go 1.26.0
 
 require (
