@@ -523,7 +523,14 @@ func (m *arenaManager) prepareWrite(a *arena, off, end int) error {
 // nearly), what is allocated already is populated, and the writer meets
 // the error when it needs the blocks itself.
 func (m *arenaManager) populateNext(a *arena, off, end int) {
-	want := min(m.size, end+populateAhead)
+	// Up to a chunk boundary when that leaves half of populateAhead or
+	// more ahead of the writer (which then asks again only past it): a
+	// new queue's first messages take the first chunk, not two.
+	want := end + populateAhead
+	if down := want / allocChunk * allocChunk; down >= end+populateAhead/2 {
+		want = down
+	}
+	want = min(m.size, want)
 	if want > a.allocated {
 		_ = m.allocateTo(a, want)
 	}
