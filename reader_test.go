@@ -529,3 +529,65 @@ func TestReaderSeekCatchesUp(t *testing.T) {
 	_, err = c.Read()
 	require.ErrorIs(t, err, ErrCorrupt, "the damaged message itself")
 }
+
+// TestReaderSeekAfterCompaction: the writer rewrites offsets.dat (a new
+// file) once most of its entries are for retired arenas; a reader opened
+// before that takes in the new file's entries too, and seeks past a
+// damaged header written after it.
+func TestReaderSeekAfterCompaction(t *testing.T) {
+	const size = 100
+	dir := t.TempDir()
+	opts := []Option{SetArenaSize(testArenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+	w := openQueue(t, dir, opts...)
+	require.NoError(t, w.Enqueue(seqMessage(0, size)))
+	require.NoError(t, w.Flush())
+	r, err := OpenReader(dir, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	inode := func() uint64 {
+		var st unix.Stat_t
+		require.NoError(t, unix.Stat(filepath.Join(dir, offsetsName), &st))
+		return uint64(st.Ino)
+	}
+	before := inode()
+
+	seq := uint64(1)
+	for ; w.tail.pos < (compactMin+100)*testArenaSize; seq++ {
+		require.NoError(t, w.Enqueue(seqMessage(seq, size)))
+	}
+	for range seq {
+		_, err := w.Dequeue()
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Flush())
+	require.NotEqual(t, before, inode(), "offsets.dat was rewritten")
+
+	first := seq
+	var starts []int64
+	for pos := w.tail.pos; seq < first+300; seq++ {
+		pos = w.s.recordStart(pos)
+		starts = append(starts, pos)
+		pos += headerSize + size
+		require.NoError(t, w.Enqueue(seqMessage(seq, size)))
+	}
+	require.NoError(t, w.Flush())
+	arena, _ := w.s.arenaOf(starts[5])
+	f, err := os.OpenFile(filepath.Join(dir, arenaName(arena)), os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, starts[5]%testArenaSize)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	target := 0
+	for starts[target] < starts[0]+5*testArenaSize {
+		target++
+	}
+	c, err := r.NewConsumer("late")
+	require.NoError(t, err)
+	require.Equal(t, first, c.Cursor(), "a new consumer starts at the oldest message kept")
+	require.NoError(t, c.Seek(first+uint64(target)))
+	m, err := c.Read()
+	require.NoError(t, err)
+	require.Equal(t, first+uint64(target), m.Offset)
+	requireSeqMessage(t, m.Data, first+uint64(target), size)
+}
