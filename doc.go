@@ -39,7 +39,10 @@ moves the cursor anywhere from the oldest message kept to the next offset
 (Offsets), to replay or to skip; CommitOffset commits any offset of that
 range. Both cost at most a walk over one arena's record headers: the offset
 index (offsetindex.go, offsets.dat) knows where each arena's first message
-starts. A damaged record makes Read return ErrCorrupt naming its offset,
+starts; the writer appends to it as it starts each arena, so a reader in
+another process (OpenReader) seeks as cheaply. The index is what numbers
+the messages after a damaged header: with offsets.dat missing or damaged
+too, Seek past that header fails with ErrCorrupt. A damaged record makes Read return ErrCorrupt naming its offset,
 without moving the cursor; Seek(offset+1) moves past it when its length can
 still be trusted, and Seek to the first offset of any later arena always
 works. The queue keeps every message at or after any consumer's cursor or

@@ -32,9 +32,12 @@ import (
 //
 // All integers are little endian; the checksum is CRC-32C over the first
 // 24 bytes of the entry. Entries are in increasing arena order. New ones
-// are appended at each flush, after the arenas are synced and before the
-// index (index.go) is; recovery adds those of the records it walks past the
-// durable tail. The file is rewritten (temporary file, rename) when most of
+// are appended, without a sync, as the writer starts each arena (so that
+// readers in other processes find them at once), and synced at each flush,
+// after the arenas and before the index (index.go); recovery adds those of
+// the records it walks past the durable tail. After a crash the file may
+// hold entries for records that are gone: opening keeps none at or past
+// the recovered tail, nor any after a damaged one. The file is rewritten (temporary file, rename) when most of
 // its entries are for arenas before the head. It is an accelerator, not
 // part of the queue's state: a missing, damaged or stale entry only makes
 // a walk longer, never a result different.
@@ -65,10 +68,11 @@ type offsetIndex struct {
 	fd    int // offsets.dat, open for writing; -1 when not open
 
 	entries []arenaStart // in arena order
-	synced  int          // entries[:synced] are in the file
+	synced  int          // entries[:synced] are in the file (synced or not: see dirty)
 	inFile  int          // entries in the file, the dead ones before the head included
 	last    int64        // highest arena with an entry, or -1
 	rewrite bool         // the file must be rewritten at the next sync
+	dirty   bool         // entries were written since the last fsync
 
 	// seenIno and seenSize identify the offsets.dat a reader last read
 	// (catchUp).
@@ -82,38 +86,44 @@ type offsetIndex struct {
 func loadOffsetIndex(dir string, dirFd int, first int64, tail int64) *offsetIndex {
 	x := &offsetIndex{dir: dir, dirFd: dirFd, fd: -1, last: -1}
 	b, err := qdir{path: dir, fd: dirFd}.readFile(offsetsName)
-	n, ok := x.add(b, err, first, tail)
-	x.inFile, x.rewrite = n, !ok
+	if err != nil || !offsetsHeaderOK(b) {
+		x.rewrite = true
+		return x
+	}
+	_, ok := x.add(b[offsetsHeaderSize:], first, tail)
+	x.inFile, x.rewrite = (len(b)-offsetsHeaderSize)/offsetsEntrySize, !ok
 	x.synced = len(x.entries)
 	return x
 }
 
-// add takes the entries of b, the content of offsets.dat (read with err),
-// that are for arenas from first on and past the last one known, and for
-// records before tail. It returns how many entries b holds and whether all
-// of them were valid: it stops at the first that is damaged, out of order
-// or past tail, and trusts nothing after it.
-func (x *offsetIndex) add(b []byte, err error, first, tail int64) (n int, ok bool) {
-	if err != nil || len(b) < offsetsHeaderSize ||
-		string(b[:8]) != string(offsetsMagic[:]) || binary.LittleEndian.Uint32(b[8:]) != offsetsVersion {
-		return 0, false
-	}
-	n = (len(b) - offsetsHeaderSize) / offsetsEntrySize
+// offsetsHeaderOK reports whether b starts with the header of offsets.dat.
+func offsetsHeaderOK(b []byte) bool {
+	return len(b) >= offsetsHeaderSize && string(b[:8]) == string(offsetsMagic[:]) &&
+		binary.LittleEndian.Uint32(b[8:]) == offsetsVersion
+}
+
+// add takes the entries in b (whole ones, from a file's entries) that are
+// for arenas from first on and past the last one known, and for records
+// before tail. It stops at the first entry that is damaged, out of order
+// or past tail, and trusts nothing after it; it returns how many entries
+// it read before that one (all of b's when ok).
+func (x *offsetIndex) add(b []byte, first, tail int64) (valid int, ok bool) {
+	n := len(b) / offsetsEntrySize
 	var prev arenaStart
 	for i := range n {
-		e := b[offsetsHeaderSize+i*offsetsEntrySize:][:offsetsEntrySize]
+		e := b[i*offsetsEntrySize:][:offsetsEntrySize]
 		if binary.LittleEndian.Uint32(e[offsetsEntryData:]) != crc32.Checksum(e[:offsetsEntryData], castagnoli) {
-			return n, false
+			return i, false
 		}
 		a := arenaStart{
 			arena: int64(binary.LittleEndian.Uint64(e[0:])),
 			start: position{int64(binary.LittleEndian.Uint64(e[8:])), int64(binary.LittleEndian.Uint64(e[16:]))},
 		}
 		if i > 0 && (a.arena <= prev.arena || a.start.pos < prev.start.pos || a.start.seq < prev.start.seq) {
-			return n, false
+			return i, false
 		}
 		if a.start.pos >= tail {
-			return n, false
+			return i, false
 		}
 		prev = a
 		if l := len(x.entries); a.arena >= first && a.arena > x.last && a.start.seq >= 0 &&
@@ -126,8 +136,9 @@ func (x *offsetIndex) add(b []byte, err error, first, tail int64) (n int, ok boo
 }
 
 // catchUp is a reader's: it takes in the entries the writer has added to
-// offsets.dat since the reader last read it (the file's identity and size
-// tell), for arenas from first on and records before tail. A reader that
+// offsets.dat since the reader last read it, for arenas from first on and
+// records before tail: those past what it read when the file is the same
+// (its inode), all of them when the writer has rewritten it. A reader that
 // stays open long would otherwise walk every arena written since it opened
 // to seek, and stop at any damaged header on the way.
 func (x *offsetIndex) catchUp(first, tail int64) {
@@ -137,13 +148,17 @@ func (x *offsetIndex) catchUp(first, tail int64) {
 	}
 	defer func() { _ = unix.Close(fd) }()
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || (st.Ino == x.seenIno && st.Size == x.seenSize) {
+	if unix.Fstat(fd, &st) != nil || (uint64(st.Ino) == x.seenIno && st.Size == x.seenSize) {
 		return
 	}
-	b := make([]byte, st.Size)
+	from := int64(0)
+	if uint64(st.Ino) == x.seenIno && st.Size > x.seenSize {
+		from = x.seenSize
+	}
+	b := make([]byte, st.Size-from)
 	n := 0
 	for n < len(b) { // a shorter read is taken as far as it goes
-		m, err := unix.Pread(fd, b[n:], int64(n))
+		m, err := unix.Pread(fd, b[n:], from+int64(n))
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -152,8 +167,17 @@ func (x *offsetIndex) catchUp(first, tail int64) {
 		}
 		n += m
 	}
-	x.seenIno, x.seenSize = uint64(st.Ino), int64(n)
-	x.add(b[:n], nil, first, tail)
+	b = b[:n]
+	if from == 0 {
+		if !offsetsHeaderOK(b) {
+			return
+		}
+		b, from = b[offsetsHeaderSize:], offsetsHeaderSize
+	}
+	// Only whole entries, all valid, count as read: a torn or
+	// half-written one is read again next time.
+	valid, _ := x.add(b, first, tail)
+	x.seenIno, x.seenSize = uint64(st.Ino), from+int64(valid)*offsetsEntrySize
 }
 
 // note records that the record at start is the first to start in or
@@ -172,6 +196,7 @@ func (x *offsetIndex) note(arena int64, start position) {
 		x.entries = append(x.entries, arenaStart{id, start})
 	}
 	x.last = arena
+	_ = x.write() // a failure leaves the file to the next sync's rewrite
 }
 
 // truncate forgets the entries of records at or after position pos: those
@@ -234,25 +259,45 @@ func (x *offsetIndex) sync() error {
 	if x.rewrite {
 		return x.rewriteFile()
 	}
-	if x.synced == len(x.entries) {
+	if x.synced == len(x.entries) && !x.dirty {
+		return nil
+	}
+	if err := x.write(); err != nil {
+		return err
+	}
+	if x.rewrite {
+		return x.rewriteFile()
+	}
+	if err := unix.Fsync(x.fd); err != nil {
+		return errorf("sync %s: %w", filepath.Join(x.dir, offsetsName), err)
+	}
+	x.dirty = false
+	return nil
+}
+
+// write appends the entries not in offsets.dat yet, without a sync: note
+// calls it as the writer starts an arena, for readers in other processes.
+// A file it cannot open is rewritten at the next sync.
+func (x *offsetIndex) write() error {
+	if x.rewrite || x.synced == len(x.entries) {
 		return nil
 	}
 	if x.fd < 0 {
 		fd, err := openat(x.dirFd, offsetsName, unix.O_RDWR)
 		if err != nil {
-			return x.rewriteFile()
+			x.rewrite = true
+			return nil
 		}
 		x.fd = fd
 	}
 	buf := encodeEntries(nil, x.entries[x.synced:])
 	if err := pwriteAll(x.fd, buf, int64(offsetsHeaderSize+x.inFile*offsetsEntrySize)); err != nil {
+		x.rewrite = true // what was written of it is not to be trusted
 		return errorf("write %s: %w", filepath.Join(x.dir, offsetsName), err)
-	}
-	if err := unix.Fsync(x.fd); err != nil {
-		return errorf("sync %s: %w", filepath.Join(x.dir, offsetsName), err)
 	}
 	x.inFile += len(x.entries) - x.synced
 	x.synced = len(x.entries)
+	x.dirty = true
 	return nil
 }
 
@@ -281,7 +326,7 @@ func (x *offsetIndex) rewriteFile() error {
 	if err := (qdir{path: x.dir, fd: x.dirFd}).writeFile(offsetsName, image); err != nil {
 		return err
 	}
-	x.synced, x.inFile, x.rewrite = len(x.entries), len(x.entries), false
+	x.synced, x.inFile, x.rewrite, x.dirty = len(x.entries), len(x.entries), false, false
 	return nil
 }
 
