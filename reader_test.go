@@ -494,13 +494,7 @@ func TestReaderSeekCatchesUp(t *testing.T) {
 func readerSeekCatchesUp(t *testing.T, flush bool) {
 	const n, size = 300, 100
 	dir := t.TempDir()
-	opts := []Option{SetArenaSize(testArenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
-	w := openQueue(t, dir, opts...)
-	require.NoError(t, w.Enqueue(seqMessage(0, size)))
-	require.NoError(t, w.Flush())
-	r, err := OpenReader(dir, opts...)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.Close() })
+	w, r := writerAndReader(t, dir, size)
 	known := len(r.s.idx.entries)
 
 	var starts []int64
@@ -515,11 +509,7 @@ func readerSeekCatchesUp(t *testing.T, flush bool) {
 	if flush {
 		require.NoError(t, w.Flush())
 	}
-	f, err := os.OpenFile(filepath.Join(dir, arenaName(0)), os.O_RDWR, 0)
-	require.NoError(t, err)
-	_, err = f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, starts[5])
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	scribble(t, filepath.Join(dir, arenaName(0)), starts[5])
 
 	target := 0
 	for starts[target] < 5*testArenaSize {
@@ -546,13 +536,7 @@ func readerSeekCatchesUp(t *testing.T, flush bool) {
 func TestReaderSeekAfterCompaction(t *testing.T) {
 	const size = 100
 	dir := t.TempDir()
-	opts := []Option{SetArenaSize(testArenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
-	w := openQueue(t, dir, opts...)
-	require.NoError(t, w.Enqueue(seqMessage(0, size)))
-	require.NoError(t, w.Flush())
-	r, err := OpenReader(dir, opts...)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.Close() })
+	w, r := writerAndReader(t, dir, size)
 	inode := func() uint64 {
 		var st unix.Stat_t
 		require.NoError(t, unix.Stat(filepath.Join(dir, offsetsName), &st))
@@ -581,11 +565,7 @@ func TestReaderSeekAfterCompaction(t *testing.T) {
 	}
 	require.NoError(t, w.Flush())
 	arena, _ := w.s.arenaOf(starts[5])
-	f, err := os.OpenFile(filepath.Join(dir, arenaName(arena)), os.O_RDWR, 0)
-	require.NoError(t, err)
-	_, err = f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, starts[5]%testArenaSize)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	scribble(t, filepath.Join(dir, arenaName(arena)), starts[5]%testArenaSize)
 
 	target := 0
 	for starts[target] < starts[0]+5*testArenaSize {
@@ -599,4 +579,30 @@ func TestReaderSeekAfterCompaction(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, first+uint64(target), m.Offset)
 	requireSeqMessage(t, m.Data, first+uint64(target), size)
+}
+
+// writerAndReader opens a writer on a new queue in dir (4 KiB arenas, no
+// periodic flush), enqueues message 0 of size bytes and flushes it, and
+// opens a reader beside it, closed at the test's end.
+func writerAndReader(t *testing.T, dir string, size int) (w, r *MmapQueue) {
+	t.Helper()
+	opts := []Option{SetArenaSize(testArenaSize), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0)}
+	w = openQueue(t, dir, opts...)
+	require.NoError(t, w.Enqueue(seqMessage(0, size)))
+	require.NoError(t, w.Flush())
+	r, err := OpenReader(dir, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+	return w, r
+}
+
+// scribble overwrites the 4 bytes at off of the file at path (a record's
+// magic, when off is where a record starts).
+func scribble(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, off)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
 }
