@@ -49,9 +49,10 @@ type arenaManager struct {
 	// allocated in this session; arenas above it need createArenaFile.
 	writable int64
 	// sized is the first id the writer took in this session: the files of
-	// arenas sized to writable are at least the arena size, as the writer
-	// made them (or found them), and a window reads them without checking
-	// (see window.use). Until the writer takes one, the range is empty.
+	// the arenas from sized to writable are at least the arena size, as the
+	// writer made them (or checked them), and a window opens them without
+	// checking again (see window.use). Until the writer takes an arena, the
+	// range is empty.
 	sized int64
 	// dirDirty is set when an arena file was created or renamed since the
 	// last directory sync: the next flush syncs the directory before the

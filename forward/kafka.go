@@ -43,9 +43,9 @@ const DefaultDeliveryTimeout = 10 * time.Second
 // NewKafka returns a sink that produces to topic through the brokers at
 // seeds (host:port). opts are franz-go client options, applied after the
 // sink's own (seeds, topic, partition 0, DefaultDeliveryTimeout), so they
-// can override them: a partitioner, TLS, SASL. The client connects lazily; while the
-// brokers are away, Send fails after the delivery timeout, or as soon as
-// its context ends, and the Forwarder retries.
+// can override them: a partitioner, TLS, SASL. The client connects
+// lazily; while the brokers are away, Send fails after the delivery
+// timeout, or as soon as its context ends, and the Forwarder retries.
 func NewKafka(seeds []string, topic string, opts ...kgo.Opt) (*Kafka, error) {
 	if topic == "" {
 		return nil, fmt.Errorf("%w: kafka sink for %v: no topic", ErrBadSink, seeds)
