@@ -156,17 +156,7 @@ func (x *offsetIndex) catchUp(first, tail int64) {
 		from = x.seenSize
 	}
 	b := make([]byte, st.Size-from)
-	n := 0
-	for n < len(b) { // a shorter read is taken as far as it goes
-		m, err := unix.Pread(fd, b[n:], from+int64(n))
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil || m == 0 {
-			break
-		}
-		n += m
-	}
+	n, _ := preadFull(fd, b, from) // a shorter read is taken as far as it goes
 	b = b[:n]
 	if from == 0 {
 		if !offsetsHeaderOK(b) {
@@ -353,6 +343,22 @@ func encodeEntries(dst []byte, entries []arenaStart) []byte {
 		dst = append(dst, e[:]...)
 	}
 	return dst
+}
+
+// preadFull reads b from off, until b is full, the file ends (n < len(b),
+// err nil) or a read fails; n is what it read.
+func preadFull(fd int, b []byte, off int64) (n int, err error) {
+	for n < len(b) {
+		k, err := unix.Pread(fd, b[n:], off+int64(n))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || k == 0 {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // pwriteAll writes all of b at off.

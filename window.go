@@ -103,17 +103,12 @@ func (w *window) readAt(m *arenaManager, id int64, off int, b []byte) error {
 	if err := w.use(m, id); err != nil {
 		return err
 	}
-	for len(b) > 0 {
-		n, err := unix.Pread(w.fd, b, int64(off))
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return errorf("read arena %s: %w", m.path(id), err)
-		case n == 0:
-			return errorf("arena %s is shorter than offset %d: %w", m.path(id), off+len(b), ErrCorrupt)
-		}
-		b, off = b[n:], off+n
+	n, err := preadFull(w.fd, b, int64(off))
+	switch {
+	case err != nil:
+		return errorf("read arena %s: %w", m.path(id), err)
+	case n < len(b):
+		return errorf("arena %s is shorter than offset %d: %w", m.path(id), off+len(b), ErrCorrupt)
 	}
 	return nil
 }
