@@ -42,8 +42,8 @@ index (offsetindex.go, offsets.dat) knows where each arena's first message
 starts; the writer appends to it as it starts each arena, so a reader in
 another process (OpenReader) seeks as cheaply. The index is what numbers
 the messages after a damaged header: with offsets.dat missing or damaged
-too, Seek past that header fails with ErrCorrupt. A damaged record makes Read return ErrCorrupt naming its offset,
-without moving the cursor; Seek(offset+1) moves past it when its length can
+too, Seek past that header fails with ErrCorrupt. A damaged record makes
+Read return ErrCorrupt naming its offset, without moving the cursor; Seek(offset+1) moves past it when its length can
 still be trusted, and Seek to the first offset of any later arena always
 works. The queue keeps every message at or after any consumer's cursor or
 committed offset, and SetRetention keeps consumed ones for replay.

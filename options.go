@@ -103,9 +103,9 @@ func SetPeriodicFlushDuration(flushPeriod time.Duration) Option {
 
 // SetMaxDiskUsage caps the bytes the queue's files may take on disk: arenas
 // at their full size, the index, the consumer files, the offset index and
-// the wake file. An Enqueue that
-// would need more returns ErrQueueFull and changes nothing; once consumers
-// have read past whole arenas and those are deleted, enqueues succeed again.
+// the wake file. An Enqueue that would need more returns ErrQueueFull and
+// changes nothing; once consumers have read past whole arenas and those
+// are deleted, enqueues succeed again.
 // A value <= 0 means no cap, which is the default. The smallest cap is two
 // arenas and the index, default consumer, offset index and wake files
 // (2*arenaSize + 16 KiB): the arena at the tail and the next one, which a
@@ -127,10 +127,10 @@ func SetMaxDiskUsage(bytes int64) Option {
 // (Seek back, or a consumer created later, which starts at the oldest
 // message kept). 0, the default, keeps none: an arena goes once every
 // consumer is past it. n > 0 keeps at least the newest n bytes of
-// messages (their headers not counted);
-// -1 keeps every message ever enqueued, as the reference does. Retention
-// works in whole arenas: an arena goes only when all of it is older than
-// what is kept. Other negative values are ErrInvalidRetention.
+// messages (their headers not counted); -1 keeps every message ever
+// enqueued, as the reference does. Retention works in whole arenas: an
+// arena goes only when all of it is older than what is kept. Other
+// negative values are ErrInvalidRetention.
 func SetRetention(bytes int64) Option {
 	return func(c *config) error {
 		if bytes < -1 {
