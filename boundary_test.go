@@ -1,6 +1,8 @@
 package bigqueue
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -8,9 +10,15 @@ import (
 
 // TestArenaBoundaries writes messages of every size around the arena size,
 // and headers at every offset around an arena's end, then reads them back
-// through a consumer, after a reopen and through the default consumer.
+// through a consumer, after a reopen and through the default consumer; with
+// a power-of-two arena size (arenaOf shifts) and another (it divides).
 func TestArenaBoundaries(t *testing.T) {
-	const a = testArenaSize
+	for _, a := range []int{testArenaSize, testArenaSize + 1000} {
+		t.Run(fmt.Sprint(a), func(t *testing.T) { testArenaBoundaries(t, a) })
+	}
+}
+
+func testArenaBoundaries(t *testing.T, a int) {
 	// Every message size within 16 bytes of one and two arenas, each written
 	// at three offsets: an arena's start, its middle, its last header slot.
 	type pair struct{ off, size int }
@@ -29,7 +37,7 @@ func TestArenaBoundaries(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	q := smallQueue(t, dir)
+	q := smallQueue(t, dir, SetArenaSize(a))
 	c, err := q.NewConsumer("reader")
 	require.NoError(t, err)
 	type msg struct {
@@ -60,7 +68,7 @@ func TestArenaBoundaries(t *testing.T) {
 		off, size := p.off, p.size
 		// Pad so that the next record is written at offset off.
 		pad := 8
-		for int(q.s.recordEnd(q.tail.pos, pad)%a) != off {
+		for int(q.s.recordEnd(q.tail.pos, pad)%int64(a)) != off {
 			pad++
 		}
 		enqueue(pad)
@@ -68,11 +76,11 @@ func TestArenaBoundaries(t *testing.T) {
 		enqueue(size)
 		// The header never straddles an arena.
 		start := q.s.recordStart(before)
-		require.LessOrEqual(t, start%a+headerSize, int64(a))
+		require.LessOrEqual(t, start%int64(a)+headerSize, int64(a))
 		if a-off >= headerSize {
 			require.Equal(t, before, start, "header fits at offset %d", off)
 		} else {
-			require.Equal(t, int64(0), start%a, "header skips to the next arena from offset %d", off)
+			require.Equal(t, int64(0), start%int64(a), "header skips to the next arena from offset %d", off)
 		}
 		if i%50 == 49 || i == len(pairs)-1 {
 			read(c.Dequeue, len(want)-2*(i%50+1))
@@ -81,7 +89,7 @@ func TestArenaBoundaries(t *testing.T) {
 	require.NoError(t, q.Check())
 	require.NoError(t, q.Close())
 
-	q = smallQueue(t, dir, SetMaxInMemArenas(3))
+	q = smallQueue(t, dir, SetArenaSize(a), SetMaxInMemArenas(3))
 	require.Equal(t, len(want), q.Len())
 	read(q.Dequeue, 0)
 }
@@ -110,4 +118,24 @@ func TestEmptyMessageNotNil(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, m)
 	require.Empty(t, m)
+}
+
+// TestArenaOf: arenaOf's shift and mask for a power-of-two arena size give
+// what division gives, and a stream of another size divides.
+func TestArenaOf(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, size := range []int{4096, 1 << 20, 128 << 20, 4096 + 1000, 3 << 20} {
+		s := newStream(size, nil)
+		require.Equal(t, size&(size-1) == 0, s.shift != 0, "size %d", size)
+		for i := range 10000 {
+			pos := r.Int64N(1 << 50)
+			if i < 100 {
+				pos = int64(i/3*size + i%3 - 1) // around each arena's start
+				pos = max(pos, 0)
+			}
+			id, off := s.arenaOf(pos)
+			require.Equal(t, pos/int64(size), id, "size %d, position %d", size, pos)
+			require.Equal(t, int(pos%int64(size)), off, "size %d, position %d", size, pos)
+		}
+	}
 }
