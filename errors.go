@@ -101,8 +101,8 @@ func newSentinel(text string) error { return &sentinelError{text} }
 
 func (e *sentinelError) Error() string { return prefix + e.text }
 
-// wrapError is every other error the package makes: a message without the
-// prefix, and the errors it wraps.
+// wrapError is every other error the package makes that wraps none or
+// several errors: a message without the prefix, and the errors it wraps.
 type wrapError struct {
 	text string
 	errs []error
@@ -111,6 +111,18 @@ type wrapError struct {
 func (e *wrapError) Error() string   { return prefix + e.text }
 func (e *wrapError) Unwrap() []error { return e.errs }
 
+// chainError is an error that wraps exactly one, as fmt.Errorf with one %w
+// does: errors.Unwrap returns it (it returns nil for a wrapError), so code
+// written for the reference that unwraps step by step, as its tests do
+// (os.IsNotExist(errors.Unwrap(errors.Unwrap(err)))), keeps working.
+type chainError struct {
+	text string
+	err  error
+}
+
+func (e *chainError) Error() string { return prefix + e.text }
+func (e *chainError) Unwrap() error { return e.err }
+
 // bare returns the message of err without the package's prefix when err is
 // one of the package's own.
 func bare(err error) string {
@@ -118,6 +130,8 @@ func bare(err error) string {
 	case *sentinelError:
 		return e.text
 	case *wrapError:
+		return e.text
+	case *chainError:
 		return e.text
 	}
 	return err.Error()
@@ -138,6 +152,9 @@ func errorf(format string, args ...any) error {
 		texts[i] = a
 	}
 	e.text = fmt.Sprintf(strings.ReplaceAll(format, "%w", "%s"), texts...)
+	if len(e.errs) == 1 {
+		return &chainError{text: e.text, err: e.errs[0]}
+	}
 	return e
 }
 

@@ -43,6 +43,22 @@ func TestErrorfPrefixesOnce(t *testing.T) {
 	require.ErrorIs(t, two, fs.ErrNotExist)
 }
 
+// TestErrorsUnwrapStepByStep: an error that wraps one other unwraps with
+// errors.Unwrap, as fmt.Errorf's does, so the reference's users' idiom for
+// a missing directory, os.IsNotExist(errors.Unwrap(errors.Unwrap(err))),
+// still holds; one that wraps two does not pretend to wrap one.
+func TestErrorsUnwrapStepByStep(t *testing.T) {
+	_, err := NewMmapQueue(filepath.Join(t.TempDir(), "1", "2"))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+	assert.True(t, os.IsNotExist(errors.Unwrap(errors.Unwrap(err))), "%v", err)
+
+	inner := errorf("record at %d: %w", 7, ErrCorrupt)
+	outer := errorf("open %s: %w", "/q", inner)
+	assert.Same(t, inner, errors.Unwrap(outer))
+	assert.Same(t, ErrCorrupt, errors.Unwrap(inner))
+	assert.NoError(t, errors.Unwrap(errorf("%w: %w", ErrCorrupt, fs.ErrNotExist)))
+}
+
 func TestJoinErrorsPrefixesOnce(t *testing.T) {
 	require.NoError(t, joinErrors(nil, nil))
 	one := errorf("flush: %w", syscall.EIO)
