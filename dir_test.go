@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,13 +56,17 @@ func TestMetaVersionBeforeChecksum(t *testing.T) {
 }
 
 // TestRefusedOptionLeavesDirectory: a refused option (an arena size above
-// 1 TiB, math.MaxInt64 included) creates nothing, and the directory then
+// 1 TiB, math.MaxInt64 included, "file too large" as with the reference)
+// creates nothing, and the directory then
 // opens as a new queue.
 func TestRefusedOptionLeavesDirectory(t *testing.T) {
 	dir := t.TempDir()
 	for _, size := range []int{1<<40 + 1, 1 << 41, math.MaxInt64} {
 		_, err := NewMmapQueue(dir, SetArenaSize(size))
 		require.ErrorIs(t, err, ErrTooLargeArenaSize, "size %d", size)
+		// The reference's error for it, which its users look for.
+		require.ErrorIs(t, err, syscall.EFBIG, "size %d", size)
+		require.Contains(t, err.Error(), "file too large")
 	}
 	_, err := NewMmapQueue(dir, SetArenaSize(testArenaSize), SetRetention(-5))
 	require.ErrorIs(t, err, ErrInvalidRetention)

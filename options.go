@@ -2,6 +2,7 @@ package bigqueue
 
 import (
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -53,16 +54,20 @@ func defaultConfig() config {
 // SetArenaSize sets the size of each arena file, the unit in which the queue
 // grows and gives disk space back. It must be at least the operating system's
 // page size (os.Getpagesize), or NewMmapQueue returns ErrTooSmallArenaSize,
-// and at most 1 TiB (ErrTooLargeArenaSize); a refused size leaves the
-// directory as it was. A queue keeps the arena size it was created with: reopening it with
-// another size returns ErrInvalidArenaSize. The default is 128 MiB.
+// and at most 1 TiB (an error wrapping ErrTooLargeArenaSize and
+// syscall.EFBIG, "file too large"); a refused size leaves the directory as
+// it was. A queue keeps the arena size it was created with: reopening it
+// with another size returns ErrInvalidArenaSize. The default is 128 MiB.
 func SetArenaSize(arenaSize int) Option {
 	return func(c *config) error {
 		if arenaSize < os.Getpagesize() {
 			return ErrTooSmallArenaSize
 		}
 		if arenaSize > maxArenaSize {
-			return errorf("arena size %d, at most %d: %w", arenaSize, maxArenaSize, ErrTooLargeArenaSize)
+			// EFBIG too ("file too large"): the reference refuses a
+			// huge size when it truncates the file, with that error,
+			// and its users look for it.
+			return errorf("arena size %d, at most %d: %w: %w", arenaSize, maxArenaSize, ErrTooLargeArenaSize, syscall.EFBIG)
 		}
 		c.arenaSize = arenaSize
 		return nil
