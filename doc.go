@@ -132,9 +132,10 @@ with the file, position or value involved: test them with errors.Is. A
 message says "bigqueue: " once, at its start. ErrEmptyQueue,
 ErrInvalidArenaSize, ErrDifferentQueues, ErrTooSmallArenaSize and
 ErrTooFewInMemArenas come unwrapped, as from the reference, so that == works
-for them too. Damaged
-files give ErrCorrupt or ErrIncompatibleVersion, never a panic; Dequeue of a
-record whose checksum fails returns ErrCorrupt and does not move the consumer.
+for them too, and an error that wraps one other unwraps with errors.Unwrap,
+as fmt.Errorf's does. Damaged files give ErrCorrupt or
+ErrIncompatibleVersion, never a panic; Dequeue of a record whose checksum
+fails returns ErrCorrupt and does not move the consumer.
 
 # Files
 
