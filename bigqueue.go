@@ -168,7 +168,7 @@ func (q *MmapQueue) open() error {
 		return err
 	}
 	am.ahead = q.conf.maxDiskUsage <= 0
-	q.s = newStream(q.conf.arenaSize, am)
+	q.s = stream{size: q.conf.arenaSize, am: am}
 	if err := q.recover(); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,7 +10,7 @@ import (
 // TestArenaBoundaries writes messages of every size around the arena size,
 // and headers at every offset around an arena's end, then reads them back
 // through a consumer, after a reopen and through the default consumer; with
-// a power-of-two arena size (arenaOf shifts) and another (it divides).
+// a power-of-two arena size and another, not a multiple of the page size.
 func TestArenaBoundaries(t *testing.T) {
 	for _, a := range []int{testArenaSize, testArenaSize + 1000} {
 		t.Run(fmt.Sprint(a), func(t *testing.T) { testArenaBoundaries(t, a) })
@@ -118,24 +117,4 @@ func TestEmptyMessageNotNil(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, m)
 	require.Empty(t, m)
-}
-
-// TestArenaOf: arenaOf's shift and mask for a power-of-two arena size give
-// what division gives, and a stream of another size divides.
-func TestArenaOf(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, size := range []int{4096, 1 << 20, 128 << 20, 4096 + 1000, 3 << 20} {
-		s := newStream(size, nil)
-		require.Equal(t, size&(size-1) == 0, s.shift != 0, "size %d", size)
-		for i := range 10000 {
-			pos := r.Int64N(1 << 50)
-			if i < 100 {
-				pos = int64(i/3*size + i%3 - 1) // around each arena's start
-				pos = max(pos, 0)
-			}
-			id, off := s.arenaOf(pos)
-			require.Equal(t, pos/int64(size), id, "size %d, position %d", size, pos)
-			require.Equal(t, int(pos%int64(size)), off, "size %d, position %d", size, pos)
-		}
-	}
 }

@@ -89,8 +89,7 @@ func (q *MmapQueue) openReader() error {
 		return err
 	}
 	am.readOnly = true
-	q.s = newStream(size, am)
-	q.s.writtenFrom = math.MaxInt64
+	q.s = stream{size: size, am: am, writtenFrom: math.MaxInt64}
 	_, v, ok := idx.durable()
 	if !ok {
 		return errorf("%s: no durable state with a valid checksum: %w", idx.path, ErrCorrupt)

@@ -2,7 +2,6 @@ package bigqueue
 
 import (
 	"hash/crc32"
-	"math/bits"
 	"slices"
 )
 
@@ -20,10 +19,9 @@ type position struct {
 // verifying them (from a mapping, or through a window under a memory cap),
 // and clearing the header slot at the tail. The queue's lock guards it.
 type stream struct {
-	size  int  // arena size
-	shift uint // log2(size) when size is a power of two, else 0: see arenaOf
-	am    *arenaManager
-	idx   *offsetIndex // where records start, arena by arena; nil in some tests
+	size int // arena size
+	am   *arenaManager
+	idx  *offsetIndex // where records start, arena by arena; nil in some tests
 
 	// writtenFrom is the tail as open left it. A record at or after it
 	// was written by this stream, into the page cache it is read from,
@@ -34,23 +32,8 @@ type stream struct {
 	scratch [crcPrefixSize + crcJoinMax]byte // for recordCRC and crcStart on the hot path
 }
 
-// newStream returns a stream over arenas of size bytes managed by am.
-func newStream(size int, am *arenaManager) stream {
-	s := stream{size: size, am: am}
-	if size > 0 && size&(size-1) == 0 {
-		s.shift = uint(bits.TrailingZeros(uint(size)))
-	}
-	return s
-}
-
-// arenaOf returns the arena holding position pos and the offset in it. A
-// power-of-two arena size (every default, and the usual choice) takes a
-// shift and a mask instead of a 64-bit division: arenaOf runs several
-// times per Enqueue and Dequeue.
+// arenaOf returns the arena holding position pos and the offset in it.
 func (s *stream) arenaOf(pos int64) (id int64, off int) {
-	if s.shift != 0 {
-		return pos >> s.shift, int(pos & (int64(s.size) - 1))
-	}
 	size := int64(s.size)
 	return pos / size, int(pos % size)
 }
@@ -59,15 +42,14 @@ func (s *stream) arenaOf(pos int64) (id int64, off int) {
 // starts: a position in the last headerSize-1 bytes of an arena names a
 // message in the next one, and needs nothing of its own arena.
 func (s *stream) messageArena(pos int64) int64 {
-	id, _ := s.arenaOf(s.recordStart(pos))
-	return id
+	return s.recordStart(pos) / int64(s.size)
 }
 
 // recordStart returns where a record written at pos starts: pos itself, or
 // the start of the next arena when the header would not fit in this one.
 func (s *stream) recordStart(pos int64) int64 {
-	_, off := s.arenaOf(pos)
-	if left := int64(s.size - off); left < headerSize {
+	size := int64(s.size)
+	if left := size - pos%size; left < headerSize {
 		return pos + left
 	}
 	return pos
@@ -139,7 +121,7 @@ func (s *stream) noteStart(start position) {
 	if s.idx == nil {
 		return
 	}
-	if id, _ := s.arenaOf(start.pos); id > s.idx.last {
+	if id := start.pos / int64(s.size); id > s.idx.last {
 		s.idx.note(id, start)
 	}
 }
