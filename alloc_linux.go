@@ -9,8 +9,11 @@ import (
 )
 
 // allocChunk is how much of an arena file is allocated at a time (see
-// allocateFile): a queue of a few small messages takes 1 MiB of disk, and
-// the writer makes one fallocate call per MiB it writes.
+// allocateFile) once the queue is written fast: the writer makes one
+// fallocate call per MiB it writes. A queue just opened allocates in
+// smaller chunks, from 64 KiB, until its writer has written a few hundred
+// KiB (arenaManager.stride): a queue of a few small messages takes 64 KiB
+// of disk.
 const allocChunk = 1 << 20
 
 // allocate reserves the blocks of [off, off+length) of the file fd with

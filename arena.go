@@ -34,10 +34,11 @@ type arena struct {
 var allocateFile = allocate
 
 // Disk follows data: an arena file is created at its full size but sparse,
-// and its blocks are allocated in chunks of allocChunk bytes ahead of the
-// writer (on macOS, where F_PREALLOCATE does not take a range, the whole
-// file at once: allocChunk is the arena size there). A queue holding a few
-// messages takes a chunk of disk, not a whole arena, and a full file system
+// and its blocks are allocated in chunks of up to allocChunk bytes (less
+// in a queue just opened: arenaManager.chunk) ahead of the writer (on macOS, where
+// F_PREALLOCATE does not take a range, the whole file at once: allocChunk
+// is the arena size there). A queue holding a few messages takes 64 KiB of
+// disk, not a whole arena, and a full file system
 // still gives an error from Enqueue, never a SIGBUS. Readers read only
 // below the tail, which is always allocated; a hole reads as zeros, which
 // never parse as a record.
@@ -66,13 +67,13 @@ func openat(dirFd int, name string, flags int) (int, error) {
 // checked:
 //
 //   - with create set, the file is created if missing, sized, and its first
-//     chunk allocated (see allocChunk); a file it created and could not
+//     first bytes allocated (see allocChunk); a file it created and could not
 //     allocate is removed again, so a full disk leaves nothing behind;
 //   - without it, a missing file, or one shorter than size (reading past
 //     its end through a mapping would be a SIGBUS), is corrupt; size 0
 //     checks nothing (window.use, for a file known to be whole) and saves
 //     the fstat.
-func openArenaFile(dirFd int, name, path string, size, flags int, create bool) (int, error) {
+func openArenaFile(dirFd int, name, path string, size, first, flags int, create bool) (int, error) {
 	if create {
 		flags |= unix.O_CREAT
 	}
@@ -93,7 +94,7 @@ func openArenaFile(dirFd int, name, path string, size, flags int, create bool) (
 	}
 	switch {
 	case create:
-		err := allocateFile(fd, 0, int64(min(allocChunk, size)))
+		err := allocateFile(fd, 0, int64(min(first, size)))
 		if err == nil && st.Size < int64(size) {
 			err = unix.Ftruncate(fd, int64(size)) // the rest stays a hole
 		}
@@ -113,8 +114,8 @@ func openArenaFile(dirFd int, name, path string, size, flags int, create bool) (
 
 // createArenaFile creates (or completes) and allocates the file of an
 // arena without mapping it.
-func createArenaFile(dirFd int, name, path string, size int) error {
-	fd, err := openArenaFile(dirFd, name, path, size, unix.O_RDWR, true)
+func createArenaFile(dirFd int, name, path string, size, first int) error {
+	fd, err := openArenaFile(dirFd, name, path, size, first, unix.O_RDWR, true)
 	if err != nil {
 		return err
 	}
@@ -124,17 +125,17 @@ func createArenaFile(dirFd int, name, path string, size int) error {
 	return nil
 }
 
-// openArena maps the arena file at path (name in dirFd), creating and
-// allocating it first when create is set (see openArenaFile).
+// openArena maps the arena file at path (name in dirFd), creating it and
+// allocating its first bytes first when create is set (see openArenaFile).
 //
 // With readOnly set (a reader, OpenReader), the file is opened and mapped
 // for reading only, and create must be false.
-func openArena(dirFd int, path string, id int64, size int, create, readOnly bool) (*arena, error) {
+func openArena(dirFd int, path string, id int64, size, first int, create, readOnly bool) (*arena, error) {
 	flags, prot := unix.O_RDWR, unix.PROT_READ|unix.PROT_WRITE
 	if readOnly {
 		flags, prot = unix.O_RDONLY, unix.PROT_READ
 	}
-	fd, err := openArenaFile(dirFd, filepath.Base(path), path, size, flags, create)
+	fd, err := openArenaFile(dirFd, filepath.Base(path), path, size, first, flags, create)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +146,7 @@ func openArena(dirFd int, path string, id int64, size int, create, readOnly bool
 	}
 	a := &arena{id: id, data: data}
 	if create {
-		a.allocated = min(allocChunk, size)
+		a.allocated = min(first, size)
 	}
 	return a, nil
 }

@@ -81,6 +81,13 @@ type arenaManager struct {
 	// pop faults in pages ahead of the writer (populate.go); nil until the
 	// writer first needs it.
 	pop *populator
+
+	// stride is how far ahead of the writer blocks are allocated and pages
+	// faulted in: firstStride in a queue just opened, doubled at each
+	// hand-over up to populateAhead (populateNext). A queue that holds a
+	// few messages takes 64 KiB of disk and of memory, not 1 MiB, and one
+	// that is written fast reaches the full stride within its first MiB.
+	stride int
 }
 
 // reapItem is an arena detached from the manager, to unmap and delete.
@@ -107,6 +114,7 @@ func newArenaManager(d qdir, size, maxMapped int, onDisk []int64) (*arenaManager
 		onDisk:   make(map[int64]struct{}, len(onDisk)),
 		writable: -1,
 		top:      -1,
+		stride:   firstStride,
 	}
 	for _, id := range onDisk {
 		m.onDisk[id] = struct{}{}
@@ -231,7 +239,7 @@ func (m *arenaManager) unmapNext(current *arena) {
 // allocate makes sure all the blocks of the existing file of arena id are
 // allocated.
 func (m *arenaManager) allocate(id int64) error {
-	return createArenaFile(m.dirFd, arenaName(id), m.path(id), m.size)
+	return createArenaFile(m.dirFd, arenaName(id), m.path(id), m.size, m.chunk())
 }
 
 // load maps arena id, creating its file when create is set, and unmaps the
@@ -245,7 +253,7 @@ func (m *arenaManager) load(id int64, create bool) (*arena, error) {
 		}
 	}
 	for {
-		a, err := openArena(m.dirFd, m.path(id), id, m.size, create, m.readOnly)
+		a, err := openArena(m.dirFd, m.path(id), id, m.size, m.chunk(), create, m.readOnly)
 		if err == nil {
 			m.mapped[id] = a
 			m.pushFront(a)
@@ -511,24 +519,29 @@ func (m *arenaManager) prepareWrite(a *arena, off, end int) error {
 			return err
 		}
 	}
-	if end+populateAhead/2 > a.requested && a.requested < m.size {
+	if end+m.stride/2 > a.requested && a.requested < m.size {
 		m.populateNext(a, off, end)
 	}
 	return nil
 }
 
-// populateNext allocates up to populateAhead bytes of arena a past end, and
-// hands what is allocated past off to the populator (populate.go), or
-// faults it in at once when it is smaller than populateInline. The
-// allocation ahead is best effort: when it fails (the disk is full, or
-// nearly), what is allocated already is populated, and the writer meets
-// the error when it needs the blocks itself.
+// populateNext allocates up to a stride of arena a past end, and hands
+// what is allocated past off to the populator (populate.go), or faults it
+// in at once when it is smaller than populateInline. The allocation ahead
+// is best effort: when it fails (the disk is full, or nearly), what is
+// allocated already is populated, and the writer meets the error when it
+// needs the blocks itself. Every hand-over but an arena's first doubles
+// the stride, up to populateAhead.
 func (m *arenaManager) populateNext(a *arena, off, end int) {
-	// Up to a chunk boundary when that leaves half of populateAhead or
-	// more ahead of the writer (which then asks again only past it): a
-	// new queue's first messages take the first chunk, not two.
-	want := end + populateAhead
-	if down := want / allocChunk * allocChunk; down >= end+populateAhead/2 {
+	if a.requested > 0 {
+		m.stride = min(2*m.stride, populateAhead)
+	}
+	// Up to a chunk boundary when that leaves half of the stride or more
+	// ahead of the writer (which then asks again only past it): a new
+	// queue's first messages take the first chunk, not two.
+	chunk := m.chunk()
+	want := end + m.stride
+	if down := want / chunk * chunk; down >= end+m.stride/2 {
 		want = down
 	}
 	want = min(m.size, want)
@@ -561,13 +574,21 @@ func (m *arenaManager) unpopulate(a *arena) {
 	}
 }
 
+// chunk is the unit in which arena blocks are allocated: allocChunk, or
+// the stride while it is smaller; the whole arena where allocChunk is
+// (macOS).
+func (m *arenaManager) chunk() int {
+	if allocChunk >= m.size {
+		return m.size
+	}
+	return min(allocChunk, m.stride)
+}
+
 // allocateTo allocates the blocks of arena a up to need bytes at least,
 // rounded up to a whole chunk.
 func (m *arenaManager) allocateTo(a *arena, need int) error {
-	to := m.size
-	if allocChunk < m.size {
-		to = min(m.size, (need+allocChunk-1)/allocChunk*allocChunk)
-	}
+	chunk := m.chunk()
+	to := min(m.size, (need+chunk-1)/chunk*chunk)
 	fd, err := openat(m.dirFd, arenaName(a.id), unix.O_RDWR)
 	if err != nil {
 		return errorf("open arena %s: %w", m.path(a.id), err)

@@ -40,7 +40,12 @@ import "sync"
 
 // populateAhead is how far ahead of the writer pages are faulted in; the
 // writer hands over the next stretch when less than half of it is left.
-const populateAhead = 1 << 20
+// A queue just opened starts at firstStride and doubles up to it
+// (arenaManager.stride).
+const (
+	populateAhead = 1 << 20
+	firstStride   = 64 << 10
+)
 
 // populateStep is how much the populator faults in per system call: a
 // drop waits for at most one step (about 16 pages, some tens of µs).
@@ -170,12 +175,14 @@ func (p *populator) unmapAhead(a *arena) {
 	p.work.Signal()
 }
 
-// post hands [from, to) of arena a, mapped as data, to the populator,
-// in place of whatever range it had (the writer has moved past that).
+// post hands [from, to) of arena a, mapped as data, to the populator. A
+// range of a it has not finished is taken in (the writer asks for the next
+// stretch when it comes within half a stride of the end of the last one,
+// and with a small stride that can be before the populator is done).
 func (p *populator) post(a *arena, from, to int) {
 	p.mu.Lock()
-	if p.a == a {
-		from = max(from, p.from) // not again what it did already
+	if p.a == a && p.from < p.to {
+		from = min(from, p.from)
 	}
 	p.a, p.data, p.from, p.to = a, a.data, from, to
 	p.mu.Unlock()

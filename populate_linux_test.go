@@ -3,6 +3,8 @@ package bigqueue
 import (
 	"encoding/binary"
 	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"unsafe"
 
@@ -29,14 +31,17 @@ func present(t *testing.T, b []byte) []bool {
 	return out
 }
 
-// TestPopulateAhead: one small Enqueue into a fresh arena has the pages of
-// the next stretch faulted in by the populator, not by the writer, which
-// touched only the first page; nothing past the stretch is.
+// TestPopulateAhead: once the writer has ramped up to the full stride, a
+// small Enqueue has the pages of the next stretch past it faulted in by the
+// populator, not by the writer; nothing far past the stretch is.
 func TestPopulateAhead(t *testing.T) {
 	q := openQueue(t, t.TempDir(), SetArenaSize(8<<20), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	for q.s.am.stride < populateAhead {
+		require.NoError(t, q.Enqueue(make([]byte, 16<<10)))
+	}
 	require.NoError(t, q.Enqueue(make([]byte, 128)))
 	q.mu.Lock()
-	p, a := q.s.am.pop, q.s.am.mapping(0)
+	p, a, w := q.s.am.pop, q.s.am.mapping(0), int(q.tail.pos)
 	q.mu.Unlock()
 	if populateOff.Load() {
 		t.Skip("this kernel cannot populate a mapping (MADV_POPULATE_WRITE, Linux 5.14)")
@@ -47,14 +52,40 @@ func TestPopulateAhead(t *testing.T) {
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	in := present(t, a.data[:4<<20])
-	stretch := populateAhead / (pageMask + 1)
-	for i := 1; i < stretch; i++ {
-		require.True(t, in[i], "page %d, within %d bytes of the writer, is faulted in", i, populateAhead)
+	in := present(t, a.data)
+	const page = pageMask + 1
+	for i := w/page + 1; i < (w+populateAhead/2)/page; i++ {
+		require.True(t, in[i], "page %d, within %d bytes past the writer at %d, is faulted in", i, populateAhead/2, w)
 	}
-	for i := 2 * stretch; i < len(in); i++ {
-		require.False(t, in[i], "page %d, far ahead of the writer, is not", i)
+	for i := (w+2*populateAhead)/page + 1; i < len(in); i++ {
+		require.False(t, in[i], "page %d, far ahead of the writer at %d, is not", i, w)
 	}
+}
+
+// TestStrideRamp: a queue just opened allocates and populates firstStride
+// ahead of its writer, and doubles the stride only as the writer uses it:
+// a few messages take 64 KiB of disk; a writer that goes on reaches the
+// full stride within its first MiB.
+func TestStrideRamp(t *testing.T) {
+	if allocChunk >= DefaultArenaSize {
+		t.Skip("this platform allocates whole arenas (F_PREALLOCATE takes no range)")
+	}
+	dir := t.TempDir()
+	q := openQueue(t, dir, SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+	for i := range uint64(100) {
+		require.NoError(t, q.Enqueue(seqMessage(i, 128)))
+	}
+	require.Equal(t, firstStride, q.s.am.stride, "100 small messages")
+	a := q.s.am.mapping(0)
+	require.Equal(t, firstStride, a.allocated)
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Stat(filepath.Join(dir, arenaName(0)), &st))
+	require.LessOrEqual(t, st.Blocks*512, int64(firstStride), "blocks of the arena file")
+	for q.tail.pos < 1<<20 {
+		require.NoError(t, q.Enqueue(make([]byte, 4<<10)))
+	}
+	require.Equal(t, populateAhead, q.s.am.stride, "after 1 MiB")
+	require.Zero(t, a.allocated%allocChunk, "allocated in whole chunks at full stride")
 }
 
 // TestUnmapAhead: under a cap of 3 mapped arenas, as the writer starts a
