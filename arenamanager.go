@@ -97,17 +97,14 @@ type reapItem struct {
 }
 
 // newArenaManager returns the manager of the arenas of the queue in d,
-// which holds the arena files onDisk. It keeps a descriptor of d of its
-// own (closed by close, after its goroutines).
+// which holds the arena files onDisk. It works through d's descriptor,
+// which the caller keeps open until close has returned (close waits for
+// the manager's goroutines): a queue holds one descriptor of its
+// directory, not one per part.
 func newArenaManager(d qdir, size, maxMapped int, onDisk []int64) (*arenaManager, error) {
-	dirFd, err := unix.Dup(d.fd)
-	if err != nil {
-		return nil, errorf("open directory %s: %w", d.path, err)
-	}
-	unix.CloseOnExec(dirFd)
 	m := &arenaManager{
 		dir:      d.path,
-		dirFd:    dirFd,
+		dirFd:    d.fd,
 		size:     size,
 		max:      maxMapped,
 		mapped:   make(map[int64]*arena),
@@ -498,12 +495,7 @@ func (m *arenaManager) close() error {
 			first = err
 		}
 	}
-	if m.dirFd >= 0 {
-		if err := unix.Close(m.dirFd); err != nil && first == nil {
-			first = err
-		}
-		m.dirFd = -1
-	}
+	m.dirFd = -1 // the caller's, closed by it
 	return first
 }
 

@@ -32,8 +32,6 @@ type MmapQueue struct {
 	mu       sync.Mutex
 	closed   bool
 	lockFile *os.File // the LOCK file, flocked from open to Close
-	// reclaimFd is the reclaim lock's file (shared.go), or -1.
-	reclaimFd int
 	// wake is wake.dat (wake.go), through which a writer wakes readers in
 	// other processes; nil when it could not be opened (readers poll).
 	wake *wakeFile
@@ -91,7 +89,6 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 		d:         d,
 		conf:      conf,
 		lockFile:  lockFile,
-		reclaimFd: -1,
 		consumers: make(map[string]*consumerState),
 		flushReq:  make(chan struct{}, 1),
 		quit:      make(chan struct{}),
@@ -146,7 +143,9 @@ func (q *MmapQueue) open() error {
 	if err != nil {
 		return errorf("open %s: %w", q.d.join(reclaimLockName), err)
 	}
-	q.reclaimFd = fd
+	if err := unix.Close(fd); err != nil {
+		return errorf("close %s: %w", q.d.join(reclaimLockName), err)
+	}
 	if q.wake, err = openWakeFile(q.d, true); err != nil {
 		return err
 	}
@@ -215,9 +214,6 @@ func (q *MmapQueue) release() error {
 	}
 	if q.lockFile != nil {
 		errs = append(errs, q.lockFile.Close())
-	}
-	if q.reclaimFd >= 0 {
-		errs = append(errs, unix.Close(q.reclaimFd))
 	}
 	errs = append(errs, q.wake.close())
 	errs = append(errs, q.d.close())

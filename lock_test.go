@@ -171,3 +171,39 @@ func TestLockOtherProcess(t *testing.T) {
 		})
 	}
 }
+
+// TestDescriptorsPerQueue: an open queue holds two descriptors, its
+// directory's and the LOCK file's (flocked), whatever it does, so that a
+// program can keep hundreds open (the reference's external sort keeps
+// 300); every other file is mapped and closed, or opened when used.
+func TestDescriptorsPerQueue(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("no /proc/self/fd to count descriptors")
+	}
+	count := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		require.NoError(t, err)
+		return len(entries)
+	}
+	const n = 20
+	before := count()
+	var qs []*MmapQueue
+	for range n {
+		q, err := NewMmapQueue(t.TempDir(), SetArenaSize(testArenaSize), SetPeriodicFlushDuration(0))
+		require.NoError(t, err)
+		for i := range 100 { // across arenas, with a flush that reclaims
+			require.NoError(t, q.Enqueue(seqMessage(uint64(i), 100)))
+		}
+		for range 100 {
+			_, err := q.Dequeue()
+			require.NoError(t, err)
+		}
+		require.NoError(t, q.Flush())
+		qs = append(qs, q)
+	}
+	require.LessOrEqual(t, count()-before, 2*n, "descriptors held by %d open queues", n)
+	for _, q := range qs {
+		require.NoError(t, q.Close())
+	}
+	require.LessOrEqual(t, count(), before, "descriptors left after Close")
+}

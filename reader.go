@@ -50,7 +50,6 @@ func OpenReader(dir string, opts ...Option) (*MmapQueue, error) {
 		dir:       dir,
 		d:         d,
 		reader:    true,
-		reclaimFd: -1,
 		conf:      conf,
 		consumers: make(map[string]*consumerState),
 		flushReq:  make(chan struct{}, 1),

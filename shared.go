@@ -74,23 +74,24 @@ func flockNB(fd int) error {
 // lockReclaim takes the reclaim lock, waiting for it, and returns its
 // release. The file is opened once and kept.
 func (q *MmapQueue) lockReclaim() (func(), error) {
-	if q.reclaimFd < 0 {
-		fd, err := openat(q.d.fd, reclaimLockName, unix.O_RDWR|unix.O_CREAT)
-		if err != nil {
-			return nil, errorf("open %s: %w", q.d.join(reclaimLockName), err)
-		}
-		q.reclaimFd = fd
+	// Opened for each use, not kept: a queue holds as few descriptors as
+	// it can (a program may keep hundreds of queues open), and a reclaim
+	// is rare enough for an open and a close.
+	fd, err := openat(q.d.fd, reclaimLockName, unix.O_RDWR|unix.O_CREAT)
+	if err != nil {
+		return nil, errorf("open %s: %w", q.d.join(reclaimLockName), err)
 	}
 	for {
-		err := unix.Flock(q.reclaimFd, unix.LOCK_EX)
+		err := unix.Flock(fd, unix.LOCK_EX)
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, unix.EINTR) {
+			_ = unix.Close(fd)
 			return nil, errorf("lock %s: %w", q.d.join(reclaimLockName), err)
 		}
 	}
-	return func() { _ = unix.Flock(q.reclaimFd, unix.LOCK_UN) }, nil
+	return func() { _ = unix.Close(fd) }, nil // closing releases the lock
 }
 
 // learnConsumers brings the writer's view of other processes' consumers up
