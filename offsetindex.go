@@ -304,6 +304,18 @@ func (x *offsetIndex) compact() error {
 // it is rewritten.
 const compactMin = 1024
 
+// compactForRoom rewrites offsets.dat without its dead entries when it has
+// some and takes more than a block: under a disk cap the file counts
+// against the cap (reserve), and between compactions it grows by an entry
+// per arena, past what the smallest cap leaves it. It reports whether it
+// rewrote the file.
+func (x *offsetIndex) compactForRoom() (bool, error) {
+	if x.inFile-x.synced <= 0 || x.diskBytes() <= metaSize {
+		return false, nil
+	}
+	return true, x.rewriteFile()
+}
+
 // rewriteFile writes every entry into a new offsets.dat, durably.
 func (x *offsetIndex) rewriteFile() error {
 	if err := x.close(); err != nil {

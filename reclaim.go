@@ -22,6 +22,15 @@ func (q *MmapQueue) reserve(end int64) error {
 		}
 		usage = q.diskUsage(end)
 	}
+	if usage > q.diskLimit() {
+		compacted, err := q.s.idx.compactForRoom()
+		if err != nil {
+			return errorf("reclaim space: %w", err)
+		}
+		if compacted {
+			usage = q.diskUsage(end)
+		}
+	}
 	if usage > q.diskLimit() && q.conf.dropOldest {
 		if err := q.dropOldest(end); err != nil {
 			return errorf("drop the oldest arena: %w", err)

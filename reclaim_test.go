@@ -416,6 +416,38 @@ func smallestDiskCap(t *testing.T, arenaSize, named int, drop bool) {
 	}
 }
 
+// TestCapKeepsOffsetIndexSmall: under the smallest caps, with flushing off
+// and a consumer that keeps up, offsets.dat grows by an entry per arena and
+// counts against the cap; it used to reach three blocks before it was
+// compacted (1,024 dead entries), and an Enqueue of a message that spans
+// three arenas then got ErrQueueFull (first at message 4,499, with or
+// without SetDropOldest). It is now compacted when the room is needed.
+func TestCapKeepsOffsetIndexSmall(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		t.Run(fmt.Sprint("drop=", drop), func(t *testing.T) {
+			opts := []Option{SetArenaSize(4096), SetMaxDiskUsage(5*4096 + 16384),
+				SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0)}
+			if drop {
+				opts = append(opts, SetDropOldest())
+			}
+			q := openQueue(t, t.TempDir(), opts...)
+			for i := range uint64(6000) {
+				size := 200
+				if i%300 == 299 {
+					size = 10000 // three arenas
+				}
+				require.NoError(t, q.Enqueue(seqMessage(i, size)), "message %d", i)
+				m, err := q.Dequeue()
+				require.NoError(t, err)
+				requireSeqMessage(t, m, i, size)
+			}
+			st, err := q.Stats()
+			require.NoError(t, err)
+			require.LessOrEqual(t, st.DiskBytes, int64(5*4096+16384))
+		})
+	}
+}
+
 // TestDropOldest: under a cap with SetDropOldest, Enqueue never returns
 // ErrQueueFull for a message that fits; the oldest arenas go, read or not;
 // a consumer that fell behind resumes at the oldest message kept, and the
