@@ -249,10 +249,39 @@ func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) 
 			return nil, errorf("new consumer %q: %w", name, err)
 		}
 	}
+	taken := st.held < 0 && st != q.def
 	if err := q.holdConsumer(st); err != nil {
 		return nil, err
 	}
+	if taken {
+		if err := q.takeOver(st); err != nil {
+			return nil, errorf("new consumer %q: %w", name, err)
+		}
+	}
 	return st, nil
+}
+
+// takeOver brings st, a consumer this process has just taken hold of, to
+// where its last holder left it: the position in its file (the live slot,
+// unless it is older than the durable one), not the one this process last
+// read there (the writer reads others' consumers at each reclaim only),
+// and no earlier than the head, which SetDropOldest may have moved past it
+// while nobody held it.
+func (q *MmapQueue) takeOver(st *consumerState) error {
+	st.mf.resyncLive()
+	if _, v, ok := st.mf.durable(); ok {
+		st.synced = position{v[0], v[1]}
+		st.committed = st.synced
+	}
+	if pos, seq, ok := st.mf.live(); ok && pos >= st.synced.pos && seq >= st.synced.seq {
+		st.committed = position{pos, seq}
+	}
+	st.cursor, st.pin = st.committed, position{}
+	if st.committed.pos < q.head.pos {
+		st.cursor = q.head
+		return st.commit(q.head)
+	}
+	return nil
 }
 
 // openNamedConsumer opens the file of consumer name, creating it first

@@ -214,6 +214,14 @@ func (m *metaFile) setLive(pos, seq int64) {
 	m.liveNext = 1 - m.liveNext
 }
 
+// resyncLive takes up the live slots where another process left them: the
+// next setLive writes a generation after theirs, in the older slot.
+func (m *metaFile) resyncLive() {
+	if i, gen, ok := m.newestLive(); ok && gen >= m.liveGen {
+		m.liveGen, m.liveNext = gen, 1-i
+	}
+}
+
 // liveShared returns the newest live position as another process's writer
 // publishes it: each slot is read as a seqlock, checksum first (an
 // acquire), then the data, then the checksum again, and kept only when the

@@ -606,3 +606,66 @@ func scribble(t *testing.T, path string, off int64) {
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 }
+
+// TestConsumerTakenOverFromReader: a consumer a reader created and let go
+// is taken by the writer where the reader left it, not where the writer
+// last read its file (at a flush), and not behind the head that
+// SetDropOldest moved while nobody held it.
+func TestConsumerTakenOverFromReader(t *testing.T) {
+	t.Run("position", func(t *testing.T) {
+		dir := t.TempDir()
+		q := smallQueue(t, dir)
+		for i := range uint64(20) {
+			require.NoError(t, q.Enqueue(seqMessage(i, 100)))
+		}
+		r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+		require.NoError(t, err)
+		rc, err := r.NewConsumer("x")
+		require.NoError(t, err)
+		require.NoError(t, q.Flush()) // the writer reads x's file: offset 0
+		for i := range uint64(5) {
+			m, err := rc.Dequeue()
+			require.NoError(t, err)
+			requireSeqMessage(t, m, i, 100)
+		}
+		require.NoError(t, r.Close())
+
+		c, err := q.NewConsumer("x")
+		require.NoError(t, err)
+		require.Equal(t, uint64(5), c.Committed())
+		m, err := c.Read()
+		require.NoError(t, err)
+		require.Equal(t, uint64(5), m.Offset)
+		require.NoError(t, c.Commit())
+		// What a kill -9 now leaves: the writer's commit outranks the
+		// live slots the reader wrote (a later generation).
+		st, err := openConsumerFile(q.d, consumerFileName("x"), true)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, st.mf.close()) }()
+		require.Equal(t, int64(6), st.committed.seq)
+	})
+	t.Run("dropped", func(t *testing.T) {
+		dir := t.TempDir()
+		q := openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(64<<10), SetDropOldest(),
+			SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
+		for range 10 {
+			require.NoError(t, q.Enqueue(make([]byte, 100)))
+		}
+		r, err := OpenReader(dir, SetArenaSize(4096))
+		require.NoError(t, err)
+		_, err = r.NewConsumer("x")
+		require.NoError(t, err)
+		require.NoError(t, r.Close())
+		require.NoError(t, q.Flush())
+		for range 2000 { // 200 KiB through a 64 KiB cap: arenas dropped
+			require.NoError(t, q.Enqueue(make([]byte, 100)))
+		}
+		oldest, _ := q.Offsets()
+		require.Positive(t, oldest)
+		c, err := q.NewConsumer("x")
+		require.NoError(t, err)
+		m, err := c.Read()
+		require.NoError(t, err, "the first message of a consumer passed by SetDropOldest")
+		require.GreaterOrEqual(t, m.Offset, oldest)
+	})
+}

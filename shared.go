@@ -173,6 +173,7 @@ func (q *MmapQueue) moveUnheld(st *consumerState, p position) {
 		st.synced = p // its holder's to write
 		return
 	}
+	st.mf.resyncLive() // after whatever its last holder wrote
 	st.setCommitted(p)
 }
 
