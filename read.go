@@ -202,6 +202,11 @@ func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
 		return nil
 	}
 	before, _ := q.s.arenaOf(st.low().pos)
+	if q.reader && st.cursor.pos < p.pos {
+		if err := q.publishPinFor(st, p); err != nil {
+			return errorf("consumer %q: %w", st.name, err)
+		}
+	}
 	if err := st.commit(p); err != nil {
 		return errorf("consumer %q: commit offset %d: %w", st.name, p.seq, err)
 	}

@@ -669,3 +669,65 @@ func TestConsumerTakenOverFromReader(t *testing.T) {
 		require.GreaterOrEqual(t, m.Offset, oldest)
 	})
 }
+
+// TestReaderCommitAheadPinsFirst: a reader's CommitOffset past its cursor
+// publishes the pin that keeps the cursor's arenas before the committed
+// offset, both under the reclaim lock: a writer's reclaim between the two
+// used to retire what the cursor still needed (its next Read found the
+// queue empty, or the pin failed with ErrOffsetOutOfRange). The test holds
+// the reclaim lock while the reader waits for it, and looks at what the
+// consumer's file says then. (A cursor at position 0, the queue's very
+// first byte, cannot be pinned: a zero pin is no pin.)
+func TestReaderCommitAheadPinsFirst(t *testing.T) {
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	for i := range uint64(200) { // ~8 arenas, all read by the default consumer
+		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
+	}
+	for range 200 {
+		_, err := q.Dequeue()
+		require.NoError(t, err)
+	}
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	c, err := r.NewConsumer("r") // at offset 0: keeps every arena
+	require.NoError(t, err)
+	require.NoError(t, q.Flush())
+	for i := range uint64(10) { // a cursor past position 0 (a pin there is no pin)
+		m, err := c.Read()
+		require.NoError(t, err)
+		require.Equal(t, i, m.Offset)
+	}
+
+	lock, err := os.OpenFile(filepath.Join(dir, reclaimLockName), os.O_RDWR, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lock.Close() }) // on a failure too, before r.Close
+	require.NoError(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
+	waiting := make(chan struct{}, 1)
+	testHookLockReclaim = func(reader bool) {
+		if reader {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+	}
+	t.Cleanup(func() { testHookLockReclaim = nil })
+	done := make(chan error, 1)
+	go func() { done <- c.CommitOffset(200) }() // the cursor stays at 10
+	<-waiting
+	// The reader waits for the lock: a reclaim now would read the file.
+	st, err := openConsumerFile(q.d, consumerFileName("r"), true)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), st.committed.seq, "committed offset published before the pin")
+	require.NoError(t, st.mf.close())
+	require.NoError(t, lock.Close())
+	require.NoError(t, <-done)
+
+	require.NoError(t, q.Flush()) // must keep the arenas the cursor needs
+	m, err := c.Read()
+	require.NoError(t, err)
+	require.Equal(t, uint64(10), m.Offset)
+	requireSeqMessage(t, m.Data, 10, 100)
+}

@@ -71,6 +71,10 @@ func flockNB(fd int) error {
 	}
 }
 
+// testHookLockReclaim, when set, is called by lockReclaim before it waits
+// for the lock, with whether the queue is a reader.
+var testHookLockReclaim func(reader bool)
+
 // lockReclaim takes the reclaim lock, waiting for it, and returns its
 // release. The file is opened once and kept.
 func (q *MmapQueue) lockReclaim() (func(), error) {
@@ -80,6 +84,9 @@ func (q *MmapQueue) lockReclaim() (func(), error) {
 	fd, err := openat(q.d.fd, reclaimLockName, unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
 		return nil, errorf("open %s: %w", q.d.join(reclaimLockName), err)
+	}
+	if testHookLockReclaim != nil {
+		testHookLockReclaim(q.reader)
 	}
 	for {
 		err := unix.Flock(fd, unix.LOCK_EX)
@@ -185,11 +192,19 @@ func (q *MmapQueue) moveUnheld(st *consumerState, p position) {
 // either sees the pin or has already moved the head (then the cursor is
 // out of range). Writers have nothing to publish.
 func (q *MmapQueue) publishPin(st *consumerState) error {
+	return q.publishPinFor(st, st.committed)
+}
+
+// publishPinFor is publishPin for a consumer whose committed offset is
+// about to become committed: commitLocked publishes the pin before the
+// offset, so that no reclaim sees the offset move past the cursor without
+// the cursor pinned (it would retire what the cursor still needs).
+func (q *MmapQueue) publishPinFor(st *consumerState, committed position) error {
 	if !q.reader || st.held < 0 {
 		return nil
 	}
 	want := position{}
-	if st.cursor.pos < st.committed.pos {
+	if st.cursor.pos < committed.pos {
 		want = st.cursor
 	}
 	if want == st.pin {
