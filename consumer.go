@@ -243,7 +243,9 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 // has published by then.
 func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) {
 	st, ok := q.consumers[name]
-	if !ok || (q.reader && st.held < 0) {
+	if !ok || st.held < 0 {
+		// Not held here: its file as it is now, which another process may
+		// have deleted (or deleted and made again) since this one listed it.
 		var err error
 		if st, err = q.openNamedConsumer(name, at); err != nil {
 			return nil, errorf("new consumer %q: %w", name, err)
@@ -360,6 +362,13 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 		return errorf("delete consumer %q: %w", name, ErrUnknownConsumer)
 	}
 	if err := q.holdConsumer(st); err != nil {
+		if errors.Is(err, fs.ErrNotExist) && st.held < 0 {
+			// Deleted by another process since this one listed it.
+			delete(q.consumers, name)
+			st.deleted = true
+			_ = joinErrors(st.mf.close(), st.win.close())
+			return errorf("delete consumer %q: %w", name, ErrUnknownConsumer)
+		}
 		return errorf("delete consumer %q: %w", name, err)
 	}
 	delete(q.consumers, name)

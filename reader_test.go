@@ -731,3 +731,35 @@ func TestReaderCommitAheadPinsFirst(t *testing.T) {
 	require.Equal(t, uint64(10), m.Offset)
 	requireSeqMessage(t, m.Data, 10, 100)
 }
+
+// TestWriterAfterReaderDeletedConsumer: a consumer a reader deleted after
+// the writer had listed it (at a flush) is unknown to the writer's
+// DeleteConsumer, and the writer's NewConsumer makes it anew, at the head,
+// rather than failing on the missing file.
+func TestWriterAfterReaderDeletedConsumer(t *testing.T) {
+	for _, op := range []string{"new", "delete"} {
+		t.Run(op, func(t *testing.T) {
+			dir := t.TempDir()
+			q := smallQueue(t, dir)
+			require.NoError(t, q.Enqueue([]byte("m")))
+			r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+			require.NoError(t, err)
+			defer func() { require.NoError(t, r.Close()) }()
+			_, err = r.NewConsumer("a")
+			require.NoError(t, err)
+			require.NoError(t, q.Flush()) // the writer lists "a"
+			require.NoError(t, r.DeleteConsumer("a"))
+			if op == "delete" {
+				require.ErrorIs(t, q.DeleteConsumer("a"), ErrUnknownConsumer)
+				require.Empty(t, q.Consumers())
+				return
+			}
+			c, err := q.NewConsumer("a")
+			require.NoError(t, err)
+			m, err := c.Dequeue()
+			require.NoError(t, err)
+			require.Equal(t, "m", string(m))
+			require.Equal(t, []string{"a"}, q.Consumers())
+		})
+	}
+}
