@@ -35,11 +35,11 @@ var allocateFile = allocate
 
 // Disk follows data: an arena file is created at its full size but sparse,
 // and its blocks are allocated in chunks of up to allocChunk bytes (less
-// in a queue just opened: arenaManager.chunk) ahead of the writer (on macOS, where
-// F_PREALLOCATE does not take a range, the whole file at once: allocChunk
-// is the arena size there). A queue holding a few messages takes 64 KiB of
-// disk, not a whole arena, and a full file system
-// still gives an error from Enqueue, never a SIGBUS. Readers read only
+// in a queue just opened: arenaManager.chunk) ahead of the writer (on
+// macOS, where F_PREALLOCATE does not take a range, the whole file at once:
+// allocChunk is the arena size there). A queue holding a few messages takes
+// 64 KiB of disk, not a whole arena, and a full file system still gives an
+// error from Enqueue, never a SIGBUS. Readers read only
 // below the tail, which is always allocated; a hole reads as zeros, which
 // never parse as a record.
 
@@ -66,7 +66,7 @@ func openat(dirFd int, name string, flags int) (int, error) {
 // arena file is created and allocated, and the one place its size is
 // checked:
 //
-//   - with create set, the file is created if missing, sized, and its first
+//   - with create set, the file is created if missing, sized, and its
 //     first bytes allocated (see allocChunk); a file it created and could not
 //     allocate is removed again, so a full disk leaves nothing behind;
 //   - without it, a missing file, or one shorter than size (reading past
