@@ -243,9 +243,7 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 // has published by then.
 func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) {
 	st, ok := q.consumers[name]
-	if !ok || st.held < 0 {
-		// Not held here: its file as it is now, which another process may
-		// have deleted (or deleted and made again) since this one listed it.
+	if !ok || (q.reader && st.held < 0) {
 		var err error
 		if st, err = q.openNamedConsumer(name, at); err != nil {
 			return nil, errorf("new consumer %q: %w", name, err)
@@ -253,7 +251,16 @@ func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) 
 	}
 	taken := st.held < 0 && st != q.def
 	if err := q.holdConsumer(st); err != nil {
-		return nil, err
+		if !taken || !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		// Deleted by another process since this one listed it: anew.
+		if st, err = q.openNamedConsumer(name, at); err != nil {
+			return nil, errorf("new consumer %q: %w", name, err)
+		}
+		if err := q.holdConsumer(st); err != nil {
+			return nil, err
+		}
 	}
 	if taken {
 		if err := q.takeOver(st); err != nil {
