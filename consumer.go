@@ -142,21 +142,30 @@ func openConsumerFile(d qdir, file string, readOnly bool) (*consumerState, error
 		return nil, errorf("%s: name length %d out of range: %w", path, n, ErrCorrupt)
 	}
 	st := &consumerState{name: string(mf.static()[:n]), mf: mf, held: -1}
-	_, v, ok := mf.durable()
-	if !ok {
+	if !st.readPosition() {
 		_ = mf.close()
 		return nil, errorf("%s: no durable position with a valid checksum: %w", path, ErrCorrupt)
 	}
-	st.synced = position{v[0], v[1]}
-	st.committed = st.synced
-	// A live slot behind the durable position is older than the last
-	// flush: the newer slot was damaged. Positions move only forward
-	// between flushes (commit syncs a move back at once).
-	if pos, seq, ok := mf.live(); ok && pos >= st.synced.pos && seq >= st.synced.seq {
-		st.committed = position{pos, seq}
-	}
-	st.cursor = st.committed
 	return st, nil
+}
+
+// readPosition sets the durable, committed and cursor positions of s from
+// its file: the durable slot, and the live slot unless it is behind that
+// (then it is older than the last flush: the newer slot was damaged;
+// positions move only forward between flushes, commit syncs a move back at
+// once). It reports whether a durable slot's checksum held; when none did,
+// the durable position is left as it was.
+func (s *consumerState) readPosition() bool {
+	_, v, ok := s.mf.durable()
+	if ok {
+		s.synced = position{v[0], v[1]}
+		s.committed = s.synced
+	}
+	if pos, seq, live := s.mf.live(); live && pos >= s.synced.pos && seq >= s.synced.seq {
+		s.committed = position{pos, seq}
+	}
+	s.cursor = s.committed
+	return ok
 }
 
 // loadConsumers opens the default consumer and every named consumer in dir.
@@ -278,14 +287,8 @@ func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) 
 // while nobody held it.
 func (q *MmapQueue) takeOver(st *consumerState) error {
 	st.mf.resyncLive()
-	if _, v, ok := st.mf.durable(); ok {
-		st.synced = position{v[0], v[1]}
-		st.committed = st.synced
-	}
-	if pos, seq, ok := st.mf.live(); ok && pos >= st.synced.pos && seq >= st.synced.seq {
-		st.committed = position{pos, seq}
-	}
-	st.cursor, st.pin = st.committed, position{}
+	st.readPosition()
+	st.pin = position{}
 	if st.committed.pos < q.head.pos {
 		st.cursor = q.head
 		return st.commit(q.head)

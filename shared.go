@@ -76,7 +76,7 @@ func flockNB(fd int) error {
 var testHookLockReclaim func(reader bool)
 
 // lockReclaim takes the reclaim lock, waiting for it, and returns its
-// release. The file is opened once and kept.
+// release, which closes the file.
 func (q *MmapQueue) lockReclaim() (func(), error) {
 	// Opened for each use, not kept: a queue holds as few descriptors as
 	// it can (a program may keep hundreds of queues open), and a reclaim
