@@ -180,7 +180,7 @@ func (q *MmapQueue) readNextLocked(st *consumerState) (Message, error) {
 		return Message{}, errorf("consumer %q: read offset %d: %w", st.name, at.seq, err)
 	}
 	st.cursor = position{next, at.seq + 1}
-	if q.reader && st.pin != (position{}) && st.cursor.pos >= st.committed.pos {
+	if q.reader && st.pinned && st.cursor.pos >= st.committed.pos {
 		_ = q.publishPin(st) // withdraw it; failing, it only keeps more
 	}
 	return Message{Offset: uint64(at.seq), Data: data}, nil

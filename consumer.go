@@ -22,7 +22,9 @@ import (
 //
 // The pin is zero but in a consumer held by a reader whose cursor is behind
 // its committed offset (a Seek back): it tells the writer what to keep.
-// Files written before the pin existed hold zeros there.
+// Its position is stored plus one, so that a pin at the queue's first byte
+// is not the zero of no pin. Files written before the pin existed hold
+// zeros there.
 //
 // A named consumer's file is consumer-<hex of the first 16 bytes of the
 // SHA-256 of its name>.dat, so that any string is a safe name ("a/b",
@@ -54,8 +56,9 @@ type consumerState struct {
 	cursor    position // where the next Read reads
 	committed position // what the last commit wrote to the live slot
 	// pin is, in a reader, the cursor published for the writer while it
-	// is behind the committed offset (shared.go), or the zero position.
+	// is behind the committed offset (shared.go), when pinned is set.
 	pin     position
+	pinned  bool
 	synced  position // what the last Flush made durable
 	deleted bool
 	win     window // reads arenas that are not mapped
@@ -68,6 +71,23 @@ func (s *consumerState) low() position {
 		return s.cursor
 	}
 	return s.committed
+}
+
+// durableSlot returns what a durable slot holds for position p: p and the
+// pin, whose position is stored plus one (zero: no pin).
+func (s *consumerState) durableSlot(p position) [4]int64 {
+	if !s.pinned {
+		return [4]int64{p.pos, p.seq, 0, 0}
+	}
+	return [4]int64{p.pos, p.seq, s.pin.pos + 1, s.pin.seq}
+}
+
+// pinOf decodes the pin of durable slot v, if it has one.
+func pinOf(v [4]int64) (position, bool) {
+	if v[2] <= 0 || v[3] < 0 {
+		return position{}, false
+	}
+	return position{v[2] - 1, v[3]}, true
 }
 
 // setCommitted commits p, at or after the durable position.
@@ -85,7 +105,7 @@ func (s *consumerState) commit(p position) error {
 	if p.pos >= s.synced.pos {
 		return nil
 	}
-	s.mf.setDurable([4]int64{p.pos, p.seq, s.pin.pos, s.pin.seq})
+	s.mf.setDurable(s.durableSlot(p))
 	if err := s.mf.sync(); err != nil {
 		return err
 	}
@@ -235,11 +255,16 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 		return nil, err
 	}
 	// Both positions of from: its cursor too, so that the two read the
-	// same messages next.
+	// same messages next. In a reader, a cursor behind the committed
+	// offset is pinned before the offset is committed (see commitLocked).
+	st.cursor = from.st.cursor
+	if err := q.publishPinFor(st, from.st.committed); err != nil {
+		st.cursor = st.committed
+		return nil, errorf("consumer %q: %w", name, err)
+	}
 	if err := st.commit(from.st.committed); err != nil {
 		return nil, errorf("consumer %q: %w", name, err)
 	}
-	st.cursor = from.st.cursor
 	return &Consumer{q: q, st: st}, nil
 }
 
@@ -288,7 +313,7 @@ func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) 
 func (q *MmapQueue) takeOver(st *consumerState) error {
 	st.mf.resyncLive()
 	st.readPosition()
-	st.pin = position{}
+	st.pin, st.pinned = position{}, false
 	if st.committed.pos < q.head.pos {
 		st.cursor = q.head
 		return st.commit(q.head)

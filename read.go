@@ -210,7 +210,7 @@ func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
 	if err := st.commit(p); err != nil {
 		return errorf("consumer %q: commit offset %d: %w", st.name, p.seq, err)
 	}
-	if q.reader && (st.pin != position{} || st.cursor.pos < st.committed.pos) {
+	if q.reader && (st.pinned || st.cursor.pos < st.committed.pos) {
 		if err := q.publishPin(st); err != nil {
 			return errorf("consumer %q: %w", st.name, err)
 		}

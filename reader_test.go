@@ -456,6 +456,7 @@ func TestReaderSeekBackIsKept(t *testing.T) {
 	t.Cleanup(func() { _ = r.Close() })
 	c, err := r.NewConsumer("replay")
 	require.NoError(t, err)
+	require.NoError(t, c.Seek(150)) // a cursor left at 0 would keep it all
 	require.NoError(t, c.CommitOffset(150))
 	for range 200 {
 		_, err := w.Dequeue()
@@ -694,7 +695,7 @@ func TestReaderCommitAheadPinsFirst(t *testing.T) {
 	c, err := r.NewConsumer("r") // at offset 0: keeps every arena
 	require.NoError(t, err)
 	require.NoError(t, q.Flush())
-	for i := range uint64(10) { // a cursor past position 0 (a pin there is no pin)
+	for i := range uint64(10) { // the cursor at offset 10
 		m, err := c.Read()
 		require.NoError(t, err)
 		require.Equal(t, i, m.Offset)
@@ -727,6 +728,67 @@ func TestReaderCommitAheadPinsFirst(t *testing.T) {
 
 	require.NoError(t, q.Flush()) // must keep the arenas the cursor needs
 	m, err := c.Read()
+	require.NoError(t, err)
+	require.Equal(t, uint64(10), m.Offset)
+	requireSeqMessage(t, m.Data, 10, 100)
+}
+
+// TestReaderPinAtQueueStart: a reader's cursor at the queue's very first
+// byte (offset 0, position 0) is pinned like any other when its consumer
+// commits past it: the writer's reclaim keeps message 0 for its Read.
+func TestReaderPinAtQueueStart(t *testing.T) {
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	for i := range uint64(200) { // ~8 arenas, all read by the default consumer
+		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
+	}
+	for range 200 {
+		_, err := q.Dequeue()
+		require.NoError(t, err)
+	}
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	c, err := r.NewConsumer("r") // at offset 0: keeps every arena
+	require.NoError(t, err)
+	require.NoError(t, c.CommitOffset(100)) // the cursor stays at 0
+	require.NoError(t, q.Flush())           // must keep what the cursor needs
+	for i := range uint64(3) {
+		m, err := c.Read()
+		require.NoError(t, err)
+		require.Equal(t, i, m.Offset)
+		requireSeqMessage(t, m.Data, i, 100)
+	}
+}
+
+// TestReaderFromConsumerPins: a reader's consumer copied by FromConsumer
+// from one whose cursor is behind its committed offset pins that cursor,
+// so that the writer keeps its messages after the original is deleted.
+func TestReaderFromConsumerPins(t *testing.T) {
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	for i := range uint64(200) {
+		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
+	}
+	for range 200 {
+		_, err := q.Dequeue()
+		require.NoError(t, err)
+	}
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	c1, err := r.NewConsumer("c1")
+	require.NoError(t, err)
+	for range 10 {
+		_, err := c1.Read()
+		require.NoError(t, err)
+	}
+	require.NoError(t, c1.CommitOffset(100)) // cursor 10, committed 100
+	c2, err := r.FromConsumer("c2", c1)
+	require.NoError(t, err)
+	require.NoError(t, r.DeleteConsumer("c1"))
+	require.NoError(t, q.Flush()) // must keep what c2's cursor needs
+	m, err := c2.Read()
 	require.NoError(t, err)
 	require.Equal(t, uint64(10), m.Offset)
 	requireSeqMessage(t, m.Data, 10, 100)

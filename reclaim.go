@@ -242,7 +242,7 @@ func (q *MmapQueue) syncConsumers() error {
 		if st.committed == st.synced || (q.reader && st.held < 0) {
 			continue
 		}
-		st.mf.setDurable([4]int64{st.committed.pos, st.committed.seq, st.pin.pos, st.pin.seq})
+		st.mf.setDurable(st.durableSlot(st.committed))
 		if err := st.mf.sync(); err != nil {
 			return err
 		}

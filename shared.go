@@ -158,8 +158,10 @@ func (q *MmapQueue) learnConsumers() error {
 		st.synced = st.committed // the holder makes it durable, not this process
 		st.cursor = st.committed
 		// A reader's cursor behind its committed offset, published as a pin.
-		if _, v, ok := st.mf.durable(); ok && v[2] > 0 && v[2] < st.committed.pos && v[2] >= q.head.pos && v[3] >= 0 {
-			st.cursor = position{v[2], v[3]}
+		if _, v, ok := st.mf.durable(); ok {
+			if pin, ok := pinOf(v); ok && pin.pos < st.committed.pos && pin.pos >= q.head.pos {
+				st.cursor = pin
+			}
 		}
 	}
 	return nil
@@ -203,11 +205,11 @@ func (q *MmapQueue) publishPinFor(st *consumerState, committed position) error {
 	if !q.reader || st.held < 0 {
 		return nil
 	}
-	want := position{}
-	if st.cursor.pos < committed.pos {
+	want, pinned := position{}, st.cursor.pos < committed.pos
+	if pinned {
 		want = st.cursor
 	}
-	if want == st.pin {
+	if pinned == st.pinned && want == st.pin {
 		return nil
 	}
 	unlock, err := q.lockReclaim()
@@ -216,10 +218,10 @@ func (q *MmapQueue) publishPinFor(st *consumerState, committed position) error {
 	}
 	defer unlock()
 	q.refresh()
-	if want != (position{}) && want.pos < q.head.pos {
+	if pinned && want.pos < q.head.pos {
 		return errorf("offset %d is no longer kept: %w", want.seq, ErrOffsetOutOfRange)
 	}
-	st.pin = want
-	st.mf.setDurable([4]int64{st.synced.pos, st.synced.seq, want.pos, want.seq})
+	st.pin, st.pinned = want, pinned
+	st.mf.setDurable(st.durableSlot(st.synced))
 	return nil
 }
