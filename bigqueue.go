@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -250,11 +249,12 @@ func (q *MmapQueue) Enqueue(message []byte) error {
 // message that could never fit under the cap still gets ErrQueueFull.
 func (q *MmapQueue) EnqueueWait(ctx context.Context, message []byte) error {
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		q.mu.Lock()
 		if err := q.writable(); err != nil {
+			q.mu.Unlock()
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			q.mu.Unlock()
 			return err
 		}
@@ -360,12 +360,7 @@ func (q *MmapQueue) Close() error {
 	q.closed = true
 	q.wakeWaiters()
 	q.wakeRoomWaiters()
-	if q.reader && q.wake != nil {
-		// This reader's ReadWait calls sleep on the shared word: wake them
-		// (and, harmlessly, other readers, who look and sleep again).
-		atomic.AddUint32(q.wake.seq(), 1)
-		futexWakeAll(q.wake.seq())
-	}
+	q.wakeSleepers()
 	q.mu.Unlock()
 
 	// The flusher takes mu, so it is stopped without holding it; so are

@@ -88,11 +88,16 @@ func TestClosedQueueReturnsErrClosed(t *testing.T) {
 	assert.Equal(t, 0, c.Len())
 	assert.Equal(t, "reader", c.Name())
 	assert.Empty(t, q.Consumers())
-	// A DequeueWait whose context has ended may say so instead.
+	// The waiting calls too, when their context has ended as well.
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = q.DequeueWait(done)
-	assert.True(t, errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled), "DequeueWait: %v", err)
+	assert.ErrorIs(t, err, ErrClosed, "DequeueWait, ended context")
+	_, err = c.DequeueWait(done)
+	assert.ErrorIs(t, err, ErrClosed, "Consumer.DequeueWait, ended context")
+	_, err = c.ReadWait(done)
+	assert.ErrorIs(t, err, ErrClosed, "ReadWait, ended context")
+	assert.ErrorIs(t, q.EnqueueWait(done, []byte("x")), ErrClosed, "EnqueueWait, ended context")
 
 	// Nothing was changed by the calls: the closed queue's consumer file
 	// is still there, no "new" or "copy" consumer was created, and the

@@ -401,6 +401,8 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 			// Deleted by another process since this one listed it.
 			delete(q.consumers, name)
 			st.deleted = true
+			q.wakeWaiters()
+			q.wakeSleepers()
 			_ = joinErrors(st.mf.close(), st.win.close())
 			return errorf("delete consumer %q: %w", name, ErrUnknownConsumer)
 		}
@@ -409,6 +411,7 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 	delete(q.consumers, name)
 	st.deleted = true
 	q.wakeWaiters() // a waiter on this consumer returns ErrUnknownConsumer
+	q.wakeSleepers()
 	err := joinErrors(st.mf.close(), st.win.close())
 	if rerr := q.d.remove(consumerFileName(name)); rerr != nil && err == nil {
 		err = rerr

@@ -32,19 +32,13 @@ func (q *MmapQueue) Peek() ([]byte, error) { return q.peek(q.def) }
 // returns ctx.Err() when ctx ends first and ErrClosed when the queue is
 // closed while it waits. An Enqueue wakes it; it does not poll.
 func (q *MmapQueue) DequeueWait(ctx context.Context) ([]byte, error) {
-	if err := q.readerDequeue(); err != nil {
-		return nil, err
+	if q.reader { // ErrClosed, else ErrReadOnly
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return nil, q.writable()
 	}
 	m, err := q.wait(ctx, q.def, true)
 	return m.Data, err
-}
-
-// readerDequeue returns ErrReadOnly in a reader.
-func (q *MmapQueue) readerDequeue() error {
-	if q.reader {
-		return errorf("%s is open for reading: %w", q.dir, ErrReadOnly)
-	}
-	return nil
 }
 
 // IsEmpty reports whether the default consumer has read every message. It
@@ -228,11 +222,12 @@ func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
 // cursor (ReadWait).
 func (q *MmapQueue) wait(ctx context.Context, st *consumerState, commit bool) (Message, error) {
 	for {
-		if err := ctx.Err(); err != nil {
-			return Message{}, err
-		}
 		q.mu.Lock()
 		if err := q.usable(st); err != nil {
+			q.mu.Unlock()
+			return Message{}, err
+		}
+		if err := ctx.Err(); err != nil {
 			q.mu.Unlock()
 			return Message{}, err
 		}
@@ -286,6 +281,10 @@ func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool
 			q.mu.Unlock()
 			return Message{}, err
 		}
+		if err := ctx.Err(); err != nil {
+			q.mu.Unlock()
+			return Message{}, err
+		}
 		q.refresh()
 		m, err := q.nextLocked(st, commit)
 		q.mu.Unlock()
@@ -296,9 +295,9 @@ func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool
 			// Sleep until the writer publishes (wake.go); ctx's end
 			// wakes the sleepers too, this one among them.
 			q.mu.Lock()
-			if q.closed {
+			if err := q.usable(st); err != nil {
 				q.mu.Unlock()
-				return Message{}, ErrClosed
+				return Message{}, err
 			}
 			q.sleepers.Add(1)
 			q.mu.Unlock()
@@ -311,7 +310,7 @@ func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool
 			q.wake.sleep(func() bool {
 				q.mu.Lock()
 				defer q.mu.Unlock()
-				if q.closed {
+				if q.closed || st.deleted {
 					return true
 				}
 				q.refresh()
@@ -321,10 +320,7 @@ func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool
 				<-fired // it touches the mapping: let it finish first
 			}
 			q.sleepers.Done()
-			if err := ctx.Err(); err != nil {
-				return Message{}, err
-			}
-			continue
+			continue // ErrClosed, ErrUnknownConsumer, ctx.Err() or a message
 		}
 		t := time.NewTimer(pause)
 		select {

@@ -441,6 +441,74 @@ func TestReaderCloseWakesReadWait(t *testing.T) {
 	}
 }
 
+// TestClosedReaderReturnsErrClosed: after Close, a reader's methods return
+// ErrClosed, those that would return ErrReadOnly on an open reader too.
+func TestClosedReaderReturnsErrClosed(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	require.NoError(t, w.Enqueue([]byte("m")))
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	c, err := r.NewConsumer("c")
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	live := context.Background()
+	ended, cancel := context.WithCancel(live)
+	cancel()
+	for name, call := range map[string]func() error{
+		"Enqueue":                    func() error { return r.Enqueue([]byte("x")) },
+		"EnqueueWait":                func() error { return r.EnqueueWait(live, []byte("x")) },
+		"Dequeue":                    func() error { _, err := r.Dequeue(); return err },
+		"DequeueWait":                func() error { _, err := r.DequeueWait(live); return err },
+		"DequeueWait, ended context": func() error { _, err := r.DequeueWait(ended); return err },
+		"Peek":                       func() error { _, err := r.Peek(); return err },
+		"Flush":                      r.Flush,
+		"NewConsumer":                func() error { _, err := r.NewConsumer("d"); return err },
+		"DeleteConsumer":             func() error { return r.DeleteConsumer("c") },
+		"Stats":                      func() error { _, err := r.Stats(); return err },
+		"Check":                      r.Check,
+		"Consumer.Read":              func() error { _, err := c.Read(); return err },
+		"Consumer.ReadWait":          func() error { _, err := c.ReadWait(ended); return err },
+		"Consumer.DequeueWait":       func() error { _, err := c.DequeueWait(ended); return err },
+		"Consumer.Commit":            c.Commit,
+		"Close":                      r.Close,
+	} {
+		require.ErrorIs(t, call(), ErrClosed, name)
+	}
+}
+
+// TestReaderDeleteConsumerWakesWaiters: a reader's DeleteConsumer wakes
+// that consumer's ReadWait at once with ErrUnknownConsumer (it sleeps on
+// the shared wake word, which nothing else would bump).
+func TestReaderDeleteConsumerWakesWaiters(t *testing.T) {
+	dir := t.TempDir()
+	smallQueue(t, dir)
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	c, err := r.NewConsumer("c")
+	require.NoError(t, err)
+	readerSleep = time.Hour // much longer than this test
+	defer func() { readerSleep = time.Second }()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ReadWait(context.Background())
+		done <- err
+	}()
+	if haveFutex {
+		for atomic.LoadUint32(r.wake.waiters()) == 0 {
+			runtime.Gosched()
+		}
+	}
+	require.NoError(t, r.DeleteConsumer("c"))
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrUnknownConsumer)
+	case <-time.After(30 * time.Second):
+		t.Fatal("ReadWait still blocked 30s after DeleteConsumer")
+	}
+}
+
 // TestReaderSeekBackIsKept: a reader's consumer that seeks back behind its
 // committed offset publishes its cursor, and the writer keeps what it
 // points to through its flushes; once the cursor is past the committed

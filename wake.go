@@ -78,6 +78,16 @@ func (w *wakeFile) published() {
 	futexWakeAll(w.seq())
 }
 
+// wakeSleepers wakes a reader's ReadWait and DequeueWait calls, which
+// sleep on the shared word (and, harmlessly, other readers', who look and
+// sleep again): for Close and DeleteConsumer, which no writer publishes.
+func (q *MmapQueue) wakeSleepers() {
+	if q.reader && q.wake != nil {
+		atomic.AddUint32(q.wake.seq(), 1)
+		futexWakeAll(q.wake.seq())
+	}
+}
+
 // sleep is the reader's side: look (under the caller's rules) and sleep
 // until the writer publishes, or timeout. look reports whether there is
 // something to read; sleep returns at once when there is.
