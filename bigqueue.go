@@ -8,8 +8,6 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // MmapQueue is a persistent FIFO queue kept in a directory of memory-mapped
@@ -134,16 +132,16 @@ func (q *MmapQueue) open() error {
 	if err != nil {
 		return err
 	}
-	if err := removeTemps(q.d, l.temps); err != nil {
+	// Under the reclaim lock (its file made here, so that readers need not
+	// make it): a reader may be creating a consumer's file.
+	unlock, err := q.lockReclaim()
+	if err != nil {
 		return err
 	}
-	// The reclaim lock's file, made here so that readers need not make it.
-	fd, err := openat(q.d.fd, reclaimLockName, unix.O_RDWR|unix.O_CREAT)
+	err = removeTemps(q.d, l.temps)
+	unlock()
 	if err != nil {
-		return errorf("open %s: %w", q.d.join(reclaimLockName), err)
-	}
-	if err := unix.Close(fd); err != nil {
-		return errorf("close %s: %w", q.d.join(reclaimLockName), err)
+		return err
 	}
 	if q.wake, err = openWakeFile(q.d, true); err != nil {
 		return err

@@ -200,6 +200,9 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 	}
 	for _, file := range names {
 		st, err := openConsumerFile(q.d, file, q.reader)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted by another process since it was listed
+		}
 		if err != nil {
 			return err
 		}
@@ -324,12 +327,14 @@ func (q *MmapQueue) takeOver(st *consumerState) error {
 // openNamedConsumer opens the file of consumer name, creating it first
 // when it has none.
 func (q *MmapQueue) openNamedConsumer(name string, at *position) (*consumerState, error) {
+	// Under the reclaim lock in the writer too: one process at a time
+	// creates a file, and no other deletes its temporary file meanwhile.
+	unlock, err := q.lockReclaim()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if q.reader {
-		unlock, err := q.lockReclaim()
-		if err != nil {
-			return nil, err
-		}
-		defer unlock()
 		q.refresh()
 	}
 	file := consumerFileName(name)

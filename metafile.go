@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"io/fs"
-	"os"
 	"slices"
 	"sync/atomic"
 	"unsafe"
@@ -67,6 +66,7 @@ const (
 type metaFile struct {
 	path string
 	data []byte
+	id   fileID // the file mapped, which its name may no longer name
 
 	liveGen  uint64 // generation of the newest live slot
 	liveNext int    // the live slot setLive writes next
@@ -135,16 +135,15 @@ func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile,
 		}
 		return nil, errorf("open %s: %w", path, perr)
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer func() { _ = f.Close() }()
-	fi, err := f.Stat()
-	if err != nil {
+	defer func() { _ = unix.Close(fd) }()
+	var sb unix.Stat_t
+	if err := unix.Fstat(fd, &sb); err != nil {
 		return nil, errorf("stat %s: %w", path, err)
 	}
-	if fi.Size() < metaSize {
-		return nil, errorf("%s is %d bytes, want %d: %w", path, fi.Size(), metaSize, ErrCorrupt)
+	if sb.Size < metaSize {
+		return nil, errorf("%s is %d bytes, want %d: %w", path, sb.Size, metaSize, ErrCorrupt)
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, metaSize, prot, unix.MAP_SHARED)
+	data, err := unix.Mmap(fd, 0, metaSize, prot, unix.MAP_SHARED)
 	if err != nil {
 		return nil, errorf("map %s: %w", path, err)
 	}
@@ -152,12 +151,18 @@ func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile,
 		_ = unix.Munmap(data)
 		return nil, err
 	}
-	m := &metaFile{path: path, data: data}
+	m := &metaFile{path: path, data: data, id: idOf(&sb)}
 	if i, gen, ok := m.newestLive(); ok {
 		m.liveGen, m.liveNext = gen, 1-i
 	}
 	return m, nil
 }
+
+// fileID tells files apart: two names for one file have the same, a file
+// made anew under an old name does not.
+type fileID struct{ dev, ino uint64 }
+
+func idOf(sb *unix.Stat_t) fileID { return fileID{uint64(sb.Dev), uint64(sb.Ino)} } //nolint:unconvert // int32 on darwin
 
 // field returns the kind's header fields.
 func (m *metaFile) field() []byte { return m.data[metaFieldsOffset:metaLiveOffset] }

@@ -862,6 +862,123 @@ func TestReaderFromConsumerPins(t *testing.T) {
 	requireSeqMessage(t, m.Data, 10, 100)
 }
 
+// TestWriterAndReaderCreateSameConsumer: a writer and a reader that create
+// the same consumer at once get one consumer between them: one call
+// returns it, the other an error wrapping ErrLocked, never a file one of
+// them clobbered (bare ENOENT, or a missing or empty file read as
+// ErrCorrupt).
+func TestWriterAndReaderCreateSameConsumer(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	require.NoError(t, w.Enqueue([]byte("m")))
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	for i := range 300 {
+		name := fmt.Sprint("c", i)
+		var errs [2]error
+		start := make(chan struct{})
+		done := make(chan struct{}, 2)
+		for k, q := range []*MmapQueue{w, r} {
+			go func() {
+				<-start
+				_, errs[k] = q.NewConsumer(name)
+				done <- struct{}{}
+			}()
+		}
+		close(start)
+		<-done
+		<-done
+		holders := 0
+		for k, err := range errs {
+			if err == nil {
+				holders++
+				require.NoError(t, []*MmapQueue{w, r}[k].DeleteConsumer(name), "round %d", i)
+				continue
+			}
+			require.ErrorIs(t, err, ErrLocked, "round %d, queue %d", i, k)
+		}
+		require.Equal(t, 1, holders, "round %d: %v", i, errs)
+	}
+}
+
+// TestWriterTakesConsumerMadeAnew: a consumer the writer listed, which a
+// reader then deleted and made anew under the same name, is taken by the
+// writer's NewConsumer from the new file, not the deleted one it had
+// mapped: what it commits is there on reopen.
+func TestWriterTakesConsumerMadeAnew(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	for i := range uint64(10) {
+		require.NoError(t, w.Enqueue(seqMessage(i, 100)))
+	}
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	_, err = r.NewConsumer("a")
+	require.NoError(t, err)
+	require.NoError(t, w.Flush()) // the writer lists "a", mapping its file
+	require.NoError(t, r.DeleteConsumer("a"))
+	_, err = r.NewConsumer("a") // another file under the same name
+	require.NoError(t, err)
+	require.NoError(t, r.Close()) // and let go
+
+	c, err := w.NewConsumer("a")
+	require.NoError(t, err)
+	for i := range uint64(3) {
+		m, err := c.Dequeue()
+		require.NoError(t, err)
+		requireSeqMessage(t, m, i, 100)
+	}
+	require.NoError(t, w.Close())
+	w = smallQueue(t, dir)
+	c, err = w.NewConsumer("a")
+	require.NoError(t, err)
+	m, err := c.Dequeue()
+	require.NoError(t, err)
+	requireSeqMessage(t, m, 3, 100)
+}
+
+// TestOpenReaderWhileConsumersDeleted: OpenReader succeeds while the writer
+// creates and deletes consumers: a consumer file deleted between the
+// reader's listing and its open is one that no longer exists, not damage.
+func TestOpenReaderWhileConsumersDeleted(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	require.NoError(t, w.Enqueue([]byte("m")))
+	stop := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				churned <- nil
+				return
+			default:
+			}
+			name := fmt.Sprint("c", i%4)
+			if _, err := w.NewConsumer(name); err != nil {
+				churned <- err
+				return
+			}
+			if err := w.DeleteConsumer(name); err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	for range 300 {
+		r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+		if err != nil {
+			close(stop)
+			require.NoError(t, <-churned)
+			require.NoError(t, err)
+		}
+		require.NoError(t, r.Close())
+	}
+	close(stop)
+	require.NoError(t, <-churned)
+}
+
 // TestWriterAfterReaderDeletedConsumer: a consumer a reader deleted after
 // the writer had listed it (at a flush) is unknown to the writer's
 // DeleteConsumer, and the writer's NewConsumer makes it anew, at the head,

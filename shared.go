@@ -2,6 +2,7 @@ package bigqueue
 
 import (
 	"errors"
+	"io/fs"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,6 +41,14 @@ func (q *MmapQueue) holdConsumer(st *consumerState) error {
 			return errorf("consumer %q is held by another process: %w", st.name, ErrLocked)
 		}
 		return errorf("consumer %q: lock %s: %w", st.name, q.d.join(file), err)
+	}
+	// The file mapped may have been deleted, and another made under its
+	// name, since it was opened: then the one mapped is gone.
+	var sb unix.Stat_t
+	if err := unix.Fstat(fd, &sb); err != nil || idOf(&sb) != st.mf.id {
+		_ = unix.Close(fd)
+		perr := &fs.PathError{Op: "open", Path: st.mf.path, Err: unix.ENOENT}
+		return errorf("consumer %q: the file mapped was deleted: %w", st.name, perr)
 	}
 	st.held = fd
 	return nil
