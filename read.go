@@ -126,7 +126,8 @@ func (q *MmapQueue) dequeue(st *consumerState, dst []byte) ([]byte, error) {
 		if st == q.def {
 			return dst, errorf("%s is open for reading: %w", q.dir, ErrReadOnly)
 		}
-		q.refresh()
+		out, _, err := q.readerReadLocked(st, dst, true)
+		return out, err
 	}
 	out, _, err := q.readLocked(st, dst, true)
 	return out, err
@@ -138,21 +139,35 @@ func (q *MmapQueue) peek(st *consumerState) ([]byte, error) {
 	if err := q.usable(st); err != nil {
 		return nil, err
 	}
-	if !q.reader {
-		out, _, err := q.readLocked(st, nil, false)
+	if q.reader {
+		out, _, err := q.readerReadLocked(st, nil, false)
 		return out, err
 	}
-	// A reader: the writer may retire the arena under a stale position;
-	// a head that moved on says so, and the read is tried again.
+	out, _, err := q.readLocked(st, nil, false)
+	return out, err
+}
+
+// testHookReaderRefreshed, when set, is called by readerReadLocked after
+// it refreshes, before it reads.
+var testHookReaderRefreshed func()
+
+// readerReadLocked is readLocked in a reader: the writer may retire the
+// arena under a position just refreshed (SetDropOldest); a head that has
+// moved on since says so, the cursor has moved with it, and the read is
+// tried again.
+func (q *MmapQueue) readerReadLocked(st *consumerState, dst []byte, commit bool) ([]byte, int64, error) {
 	for {
 		q.refresh()
+		if testHookReaderRefreshed != nil {
+			testHookReaderRefreshed()
+		}
 		head := q.head
-		out, _, err := q.readLocked(st, nil, false)
+		out, off, err := q.readLocked(st, dst, commit)
 		if err == nil || !errors.Is(err, ErrCorrupt) {
-			return out, err
+			return out, off, err
 		}
 		if q.refresh(); q.head == head {
-			return nil, err
+			return out, off, err
 		}
 	}
 }
@@ -350,6 +365,13 @@ func (q *MmapQueue) nextLocked(st *consumerState, commit bool) (Message, error) 
 	if !commit {
 		return q.readNextLocked(st)
 	}
-	data, off, err := q.readLocked(st, nil, true)
+	var data []byte
+	var off int64
+	var err error
+	if q.reader {
+		data, off, err = q.readerReadLocked(st, nil, true)
+	} else {
+		data, off, err = q.readLocked(st, nil, true)
+	}
 	return Message{Offset: uint64(off), Data: data}, err
 }

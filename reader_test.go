@@ -745,8 +745,7 @@ func TestConsumerTakenOverFromReader(t *testing.T) {
 // used to retire what the cursor still needed (its next Read found the
 // queue empty, or the pin failed with ErrOffsetOutOfRange). The test holds
 // the reclaim lock while the reader waits for it, and looks at what the
-// consumer's file says then. (A cursor at position 0, the queue's very
-// first byte, cannot be pinned: a zero pin is no pin.)
+// consumer's file says then.
 func TestReaderCommitAheadPinsFirst(t *testing.T) {
 	dir := t.TempDir()
 	q := smallQueue(t, dir)
@@ -977,6 +976,53 @@ func TestOpenReaderWhileConsumersDeleted(t *testing.T) {
 	}
 	close(stop)
 	require.NoError(t, <-churned)
+}
+
+// TestReaderDequeueAfterDrop: a reader's Dequeue, DequeueWait or Peek
+// whose arena the writer's SetDropOldest retires between the reader's look
+// at the head and its read returns the oldest message kept, as Read does,
+// not ErrCorrupt for the missing arena.
+func TestReaderDequeueAfterDrop(t *testing.T) {
+	for _, op := range []string{"Dequeue", "DequeueWait", "Peek"} {
+		t.Run(op, func(t *testing.T) {
+			dir := t.TempDir()
+			w := openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(64<<10), SetDropOldest(),
+				SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
+			for i := range uint64(10) {
+				require.NoError(t, w.Enqueue(seqMessage(i, 100)))
+			}
+			r, err := OpenReader(dir, SetArenaSize(4096))
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, r.Close()) })
+			c, err := r.NewConsumer("x") // at offset 0, in arena 0
+			require.NoError(t, err)
+			once := false
+			testHookReaderRefreshed = func() {
+				if once {
+					return
+				}
+				once = true
+				for i := range uint64(2000) { // 200 KiB through a 64 KiB cap
+					require.NoError(t, w.Enqueue(seqMessage(10+i, 100)))
+				}
+			}
+			t.Cleanup(func() { testHookReaderRefreshed = nil })
+			var m []byte
+			switch op {
+			case "Dequeue":
+				m, err = c.Dequeue()
+			case "DequeueWait":
+				m, err = c.DequeueWait(context.Background())
+			default:
+				m, err = c.Peek()
+			}
+			require.True(t, once)
+			require.NoError(t, err)
+			oldest, _ := w.Offsets()
+			require.Positive(t, oldest)
+			requireSeqMessage(t, m, oldest, 100)
+		})
+	}
 }
 
 // TestWriterAfterReaderDeletedConsumer: a consumer a reader deleted after
