@@ -1025,6 +1025,35 @@ func TestReaderDequeueAfterDrop(t *testing.T) {
 	}
 }
 
+// TestWriterStatsAfterDropWithReaderConsumer: the writer's Stats shows a
+// consumer a reader holds at the head or after it once SetDropOldest has
+// moved the head past it, as it does the writer's own consumers.
+func TestWriterStatsAfterDropWithReaderConsumer(t *testing.T) {
+	dir := t.TempDir()
+	w := openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(64<<10), SetDropOldest(),
+		SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
+	require.NoError(t, w.Enqueue(seqMessage(0, 100)))
+	r, err := OpenReader(dir, SetArenaSize(4096))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	_, err = r.NewConsumer("x") // at offset 0
+	require.NoError(t, err)
+	require.NoError(t, w.Flush()) // the writer lists it
+	for i := range uint64(2000) { // 200 KiB through a 64 KiB cap
+		require.NoError(t, w.Enqueue(seqMessage(1+i, 100)))
+	}
+	oldest, _ := w.Offsets()
+	require.Positive(t, oldest)
+	s, err := w.Stats()
+	require.NoError(t, err)
+	require.Len(t, s.Consumers, 2)
+	x := s.Consumers[1]
+	require.Equal(t, "x", x.Name)
+	require.GreaterOrEqual(t, x.Committed, oldest)
+	require.GreaterOrEqual(t, x.Cursor, oldest)
+	require.LessOrEqual(t, x.Backlog, s.Messages)
+}
+
 // TestWriterAfterReaderDeletedConsumer: a consumer a reader deleted after
 // the writer had listed it (at a flush) is unknown to the writer's
 // DeleteConsumer, and the writer's NewConsumer makes it anew, at the head,

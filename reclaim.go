@@ -88,7 +88,15 @@ func (q *MmapQueue) dropOldest(end int64) error {
 		}
 		for _, st := range q.allConsumers() {
 			if q.othersMayHold(st) {
-				continue // its holder finds it behind the head and moves it
+				// Its holder finds it behind the head and moves it; this
+				// process's view of it moves now, as learnConsumers would.
+				if st.committed.pos < head.pos {
+					st.committed, st.synced = head, head
+				}
+				if st.cursor.pos < head.pos {
+					st.cursor = head
+				}
+				continue
 			}
 			if st.cursor.pos < head.pos {
 				st.cursor = head
