@@ -61,7 +61,7 @@ func openat(dirFd int, name string, flags int) (int, error) {
 	}
 }
 
-// openArenaFile opens the file of an arena, name in dirFd (path for
+// openArenaFile opens the file of an arena, name in dirFd (dir for
 // errors), with flags, and returns its descriptor. It is the one place an
 // arena file is created and allocated, and the one place its size is
 // checked:
@@ -73,16 +73,17 @@ func openat(dirFd int, name string, flags int) (int, error) {
 //     its end through a mapping would be a SIGBUS), is corrupt; size 0
 //     checks nothing (window.use, for a file known to be whole) and saves
 //     the fstat.
-func openArenaFile(dirFd int, name, path string, size, first, flags int, create bool) (int, error) {
+func openArenaFile(dirFd int, dir, name string, size, first, flags int, create bool) (int, error) {
+	path := func() string { return filepath.Join(dir, name) } // for errors only
 	if create {
 		flags |= unix.O_CREAT
 	}
 	fd, err := openat(dirFd, name, flags)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return -1, errorf("arena %s is missing: %w", path, ErrCorrupt)
+			return -1, errorf("arena %s is missing: %w", path(), ErrCorrupt)
 		}
-		return -1, errorf("open arena %s: %w", path, err)
+		return -1, errorf("open arena %s: %w", path(), err)
 	}
 	if !create && size == 0 {
 		return fd, nil
@@ -90,7 +91,7 @@ func openArenaFile(dirFd int, name, path string, size, first, flags int, create 
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		_ = unix.Close(fd)
-		return -1, errorf("stat arena %s: %w", path, err)
+		return -1, errorf("stat arena %s: %w", path(), err)
 	}
 	switch {
 	case create:
@@ -103,46 +104,47 @@ func openArenaFile(dirFd int, name, path string, size, first, flags int, create 
 			if st.Size == 0 {
 				_ = unix.Unlinkat(dirFd, name, 0)
 			}
-			return -1, errorf("allocate arena %s: %w", path, err)
+			return -1, errorf("allocate arena %s: %w", path(), err)
 		}
 	case st.Size < int64(size):
 		_ = unix.Close(fd)
-		return -1, errorf("arena %s is %d bytes, want %d: %w", path, st.Size, size, ErrCorrupt)
+		return -1, errorf("arena %s is %d bytes, want %d: %w", path(), st.Size, size, ErrCorrupt)
 	}
 	return fd, nil
 }
 
 // createArenaFile creates (or completes) and allocates the file of an
 // arena without mapping it.
-func createArenaFile(dirFd int, name, path string, size, first int) error {
-	fd, err := openArenaFile(dirFd, name, path, size, first, unix.O_RDWR, true)
+func createArenaFile(dirFd int, dir, name string, size, first int) error {
+	fd, err := openArenaFile(dirFd, dir, name, size, first, unix.O_RDWR, true)
 	if err != nil {
 		return err
 	}
 	if err := unix.Close(fd); err != nil {
-		return errorf("close arena %s: %w", path, err)
+		return errorf("close arena %s: %w", filepath.Join(dir, name), err)
 	}
 	return nil
 }
 
-// openArena maps the arena file at path (name in dirFd), creating it and
+// openArena maps the file of arena id in dirFd (dir for errors), creating it and
 // allocating its first bytes first when create is set (see openArenaFile).
 //
 // With readOnly set (a reader, OpenReader), the file is opened and mapped
 // for reading only, and create must be false.
-func openArena(dirFd int, path string, id int64, size, first int, create, readOnly bool) (*arena, error) {
+func openArena(dirFd int, dir string, id int64, size, first int, create, readOnly bool) (*arena, error) {
 	flags, prot := unix.O_RDWR, unix.PROT_READ|unix.PROT_WRITE
 	if readOnly {
 		flags, prot = unix.O_RDONLY, unix.PROT_READ
 	}
-	fd, err := openArenaFile(dirFd, filepath.Base(path), path, size, first, flags, create)
+	name := arenaName(id)
+	fd, err := openArenaFile(dirFd, dir, name, size, first, flags, create)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = unix.Close(fd) }()
 	data, err := mapArena(fd, size, prot)
 	if err != nil {
-		return nil, errorf("map arena %s: %w", path, err)
+		return nil, errorf("map arena %s: %w", filepath.Join(dir, name), err)
 	}
 	a := &arena{id: id, data: data}
 	if create {

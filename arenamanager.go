@@ -236,7 +236,7 @@ func (m *arenaManager) unmapNext(current *arena) {
 // allocate makes sure all the blocks of the existing file of arena id are
 // allocated.
 func (m *arenaManager) allocate(id int64) error {
-	return createArenaFile(m.dirFd, arenaName(id), m.path(id), m.size, m.chunk())
+	return createArenaFile(m.dirFd, m.dir, arenaName(id), m.size, m.chunk())
 }
 
 // load maps arena id, creating its file when create is set, and unmaps the
@@ -250,7 +250,7 @@ func (m *arenaManager) load(id int64, create bool) (*arena, error) {
 		}
 	}
 	for {
-		a, err := openArena(m.dirFd, m.path(id), id, m.size, m.chunk(), create, m.readOnly)
+		a, err := openArena(m.dirFd, m.dir, id, m.size, m.chunk(), create, m.readOnly)
 		if err == nil {
 			m.mapped[id] = a
 			m.pushFront(a)

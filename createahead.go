@@ -54,8 +54,8 @@ func (m *arenaManager) startCreation(id int64) {
 	}
 	c := &aheadCreation{id: id, done: make(chan error, 1)}
 	m.creating = c
-	dirFd, size, first, path := m.dirFd, m.size, m.chunk(), m.path(id)
-	go func() { c.done <- createArenaFile(dirFd, arenaName(id), path, size, first) }()
+	dirFd, size, first, dir := m.dirFd, m.size, m.chunk(), m.dir
+	go func() { c.done <- createArenaFile(dirFd, dir, arenaName(id), size, first) }()
 }
 
 // settle waits for the file being created ahead, if any, and counts it on

@@ -86,9 +86,10 @@ func (w *window) use(m *arenaManager, id int64) error {
 	if id >= m.sized && id <= m.writable {
 		size = 0
 	}
-	fd, err := openArenaFile(m.dirFd, arenaName(id), m.path(id), size, 0, unix.O_RDONLY|noAtime, false)
+	name := arenaName(id)
+	fd, err := openArenaFile(m.dirFd, m.dir, name, size, 0, unix.O_RDONLY|noAtime, false)
 	if noAtime != 0 && errors.Is(err, unix.EPERM) {
-		fd, err = openArenaFile(m.dirFd, arenaName(id), m.path(id), size, 0, unix.O_RDONLY, false)
+		fd, err = openArenaFile(m.dirFd, m.dir, name, size, 0, unix.O_RDONLY, false)
 	}
 	if err != nil {
 		return err
