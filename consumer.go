@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // Each consumer, the default one included, has a meta file (see
@@ -275,34 +273,20 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 // position at when it has none.
 //
 // A new file is created at position *at, or at the head when at is nil.
-// The consumer is then held by this process (shared.go). In a reader, the
-// file is found or created under the reclaim lock, at the head the writer
-// has published by then.
+// The consumer is then held by this process (shared.go). A consumer this
+// process does not hold is opened by name, under the reclaim lock (see
+// openNamedConsumer), even when it was listed before: its file may have
+// been deleted, or deleted and made anew, by another process since.
 func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) {
-	st, ok := q.consumers[name]
-	if !ok || (q.reader && st.held < 0) {
-		var err error
-		if st, err = q.openNamedConsumer(name, at); err != nil {
-			return nil, errorf("new consumer %q: %w", name, err)
-		}
+	if st, ok := q.consumers[name]; ok && st.held >= 0 {
+		return st, nil
 	}
-	taken := st.held < 0 && st != q.def
-	if err := q.holdConsumer(st); err != nil {
-		if !taken || !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		// Deleted by another process since this one listed it: anew.
-		if st, err = q.openNamedConsumer(name, at); err != nil {
-			return nil, errorf("new consumer %q: %w", name, err)
-		}
-		if err := q.holdConsumer(st); err != nil {
-			return nil, err
-		}
+	st, err := q.openNamedConsumer(name, at, true)
+	if err != nil {
+		return nil, err
 	}
-	if taken {
-		if err := q.takeOver(st); err != nil {
-			return nil, errorf("new consumer %q: %w", name, err)
-		}
+	if err := q.takeOver(st); err != nil {
+		return nil, errorf("new consumer %q: %w", name, err)
 	}
 	return st, nil
 }
@@ -325,13 +309,18 @@ func (q *MmapQueue) takeOver(st *consumerState) error {
 }
 
 // openNamedConsumer opens the file of consumer name, creating it first
-// when it has none.
-func (q *MmapQueue) openNamedConsumer(name string, at *position) (*consumerState, error) {
-	// Under the reclaim lock in the writer too: one process at a time
-	// creates a file, and no other deletes its temporary file meanwhile.
+// when it has none and create is set (else the error wraps
+// fs.ErrNotExist), and takes hold of it (an error wrapping ErrLocked when
+// another process holds it; it is then known here, not held).
+//
+// All under the reclaim lock, in the writer as in readers, as is the
+// removal of a consumer's file (DeleteConsumer): one process at a time
+// creates or deletes a file, none deletes another's temporary file
+// meanwhile, and the file held is the one opened.
+func (q *MmapQueue) openNamedConsumer(name string, at *position, create bool) (*consumerState, error) {
 	unlock, err := q.lockReclaim()
 	if err != nil {
-		return nil, err
+		return nil, errorf("consumer %q: %w", name, err)
 	}
 	defer unlock()
 	if q.reader {
@@ -339,18 +328,18 @@ func (q *MmapQueue) openNamedConsumer(name string, at *position) (*consumerState
 	}
 	file := consumerFileName(name)
 	st, err := openConsumerFile(q.d, file, false)
-	if err != nil && errors.Is(err, ErrCorrupt) && errors.Is(err, fs.ErrNotExist) {
+	if err != nil && create && errors.Is(err, ErrCorrupt) && errors.Is(err, fs.ErrNotExist) {
 		start := q.head
 		if at != nil && at.pos > start.pos {
 			start = *at
 		}
 		if err := createConsumerFile(q.d, file, name, start); err != nil {
-			return nil, err
+			return nil, errorf("new consumer %q: %w", name, err)
 		}
 		st, err = openConsumerFile(q.d, file, false)
 	}
 	if err != nil {
-		return nil, err
+		return nil, errorf("consumer %q: %w", name, err)
 	}
 	if old, ok := q.consumers[name]; ok {
 		_ = joinErrors(old.mf.close(), old.win.close())
@@ -359,7 +348,22 @@ func (q *MmapQueue) openNamedConsumer(name string, at *position) (*consumerState
 		st.committed, st.cursor = q.head, q.head
 	}
 	q.consumers[name] = st
+	if err := q.holdConsumer(st); err != nil {
+		return nil, err
+	}
 	return st, nil
+}
+
+// forget drops st, a consumer whose file another process deleted: handles
+// to it, and waiters on it, get ErrUnknownConsumer.
+func (q *MmapQueue) forget(st *consumerState) {
+	if q.consumers[st.name] == st {
+		delete(q.consumers, st.name)
+	}
+	st.deleted = true
+	q.wakeWaiters()
+	q.wakeSleepers()
+	_ = joinErrors(st.mf.close(), st.win.close())
 }
 
 // Consumers returns the names of the named consumers, sorted. The default
@@ -389,38 +393,34 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 		return ErrClosed
 	}
 	st, ok := q.consumers[name]
-	if !ok && q.reader {
-		// A reader may delete a consumer created since it opened.
-		var sb unix.Stat_t
-		if unix.Fstatat(q.d.fd, consumerFileName(name), &sb, 0) == nil {
-			if s, err := q.openNamedConsumer(name, nil); err == nil {
-				st, ok = s, true
+	if !ok || st.held < 0 {
+		// Not held here: known from a listing, or made since by another
+		// process, or neither. What counts is the file there now.
+		s, err := q.openNamedConsumer(name, nil, false)
+		if errors.Is(err, fs.ErrNotExist) {
+			if ok {
+				q.forget(st) // deleted by another process since listed
 			}
-		}
-	}
-	if !ok {
-		return errorf("delete consumer %q: %w", name, ErrUnknownConsumer)
-	}
-	if err := q.holdConsumer(st); err != nil {
-		if errors.Is(err, fs.ErrNotExist) && st.held < 0 {
-			// Deleted by another process since this one listed it.
-			delete(q.consumers, name)
-			st.deleted = true
-			q.wakeWaiters()
-			q.wakeSleepers()
-			_ = joinErrors(st.mf.close(), st.win.close())
 			return errorf("delete consumer %q: %w", name, ErrUnknownConsumer)
 		}
+		if err != nil {
+			return errorf("delete consumer %q: %w", name, err)
+		}
+		st = s
+	}
+	unlock, err := q.lockReclaim() // see openNamedConsumer
+	if err != nil {
 		return errorf("delete consumer %q: %w", name, err)
 	}
 	delete(q.consumers, name)
 	st.deleted = true
 	q.wakeWaiters() // a waiter on this consumer returns ErrUnknownConsumer
 	q.wakeSleepers()
-	err := joinErrors(st.mf.close(), st.win.close())
+	err = joinErrors(st.mf.close(), st.win.close())
 	if rerr := q.d.remove(consumerFileName(name)); rerr != nil && err == nil {
 		err = rerr
 	}
+	unlock()
 	if err == nil {
 		err = q.d.sync()
 	}

@@ -211,6 +211,12 @@ func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
 		return nil
 	}
 	before, _ := q.s.arenaOf(st.low().pos)
+	if q.reader && p.pos < st.committed.pos {
+		if err := q.commitBackLocked(st, p); err != nil {
+			return errorf("consumer %q: commit offset %d: %w", st.name, p.seq, err)
+		}
+		return nil
+	}
 	if q.reader && st.cursor.pos < p.pos {
 		if err := q.publishPinFor(st, p); err != nil {
 			return errorf("consumer %q: %w", st.name, err)
@@ -228,6 +234,32 @@ func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
 	if after, _ := q.s.arenaOf(st.low().pos); after > before && !q.reader {
 		q.reclaimOnDequeue()
 		q.wakeRoomWaiters() // an EnqueueWait may now reclaim room
+	}
+	return nil
+}
+
+// commitBackLocked is a reader's commit of p behind st's committed offset.
+// A writer's reclaim may have read the offset it moves from and be about
+// to retire what p points to: it is made under the reclaim lock, with the
+// head read again, so that either the writer's next reclaim reads p, or p
+// is gone already and the commit fails with ErrOffsetOutOfRange. A pin
+// the cursor no longer needs (it is at or after p) is withdrawn with it.
+func (q *MmapQueue) commitBackLocked(st *consumerState, p position) error {
+	unlock, err := q.lockReclaim()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	q.refresh()
+	if p.pos < q.head.pos {
+		return errorf("offset %d is no longer kept: %w", p.seq, ErrOffsetOutOfRange)
+	}
+	if err := st.commit(p); err != nil {
+		return err
+	}
+	q.mutated(1)
+	if st.pinned && st.cursor.pos >= p.pos {
+		return q.setPinLocked(st, position{}, false)
 	}
 	return nil
 }

@@ -1054,6 +1054,214 @@ func TestWriterStatsAfterDropWithReaderConsumer(t *testing.T) {
 	require.LessOrEqual(t, x.Backlog, s.Messages)
 }
 
+// TestReaderCommitBackDuringReclaim: a reader's CommitOffset back to an
+// offset the writer's reclaim is about to retire (it has read the
+// consumer's committed offset from before) either keeps it or fails with
+// ErrOffsetOutOfRange; it never returns nil for an offset then gone.
+func TestReaderCommitBackDuringReclaim(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	for i := range uint64(200) { // ~8 arenas
+		require.NoError(t, w.Enqueue(seqMessage(i, 100)))
+	}
+	for range 200 {
+		_, err := w.Dequeue()
+		require.NoError(t, err)
+	}
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	c, err := r.NewConsumer("r") // keeps every arena
+	require.NoError(t, err)
+	require.NoError(t, c.Seek(200))
+	require.NoError(t, c.Commit()) // cursor and committed at the tail
+
+	waiting := make(chan struct{}, 1)
+	testHookLockReclaim = func(reader bool) {
+		if reader {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
+	}
+	t.Cleanup(func() { testHookLockReclaim = nil })
+	done := make(chan error, 1)
+	testHookReclaimLearned = func() {
+		testHookReclaimLearned = nil
+		// The writer has read committed=200; the reader commits back now.
+		go func() { done <- c.CommitOffset(0) }()
+		select {
+		case <-waiting: // it waits for this reclaim to end
+		case err := <-done:
+			done <- err
+		}
+	}
+	t.Cleanup(func() { testHookReclaimLearned = nil })
+	require.NoError(t, w.Flush())
+	oldest, _ := w.Offsets()
+	require.Positive(t, oldest, "the reclaim retired what only the reader had needed")
+	if err := <-done; err != nil {
+		require.ErrorIs(t, err, ErrOffsetOutOfRange)
+		return
+	}
+	require.NoError(t, c.Seek(0), "CommitOffset(0) returned nil")
+	m, err := c.Read()
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), m.Offset)
+}
+
+// TestDeleteConsumerMadeAnew: DeleteConsumer of a name whose file another
+// process deleted and made anew since this one last looked, or made since
+// this one last listed, deletes the file that is there, in the writer and
+// in a reader, rather than answer ErrUnknownConsumer for a name that
+// exists.
+func TestDeleteConsumerMadeAnew(t *testing.T) {
+	open := func(t *testing.T, dir string) *MmapQueue {
+		r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = r.Close() })
+		return r
+	}
+	gone := func(t *testing.T, dir string) {
+		r := open(t, dir)
+		require.NotContains(t, r.Consumers(), "c")
+		require.NoError(t, r.Close())
+	}
+	t.Run("reader, made anew", func(t *testing.T) {
+		dir := t.TempDir()
+		w := smallQueue(t, dir)
+		_, err := w.NewConsumer("c")
+		require.NoError(t, err)
+		r1 := open(t, dir) // lists "c"
+		require.NoError(t, w.DeleteConsumer("c"))
+		r2 := open(t, dir)
+		_, err = r2.NewConsumer("c")
+		require.NoError(t, err)
+		require.NoError(t, r2.Close())
+		require.NoError(t, r1.DeleteConsumer("c"))
+		gone(t, dir)
+	})
+	t.Run("writer, made anew", func(t *testing.T) {
+		dir := t.TempDir()
+		w := smallQueue(t, dir)
+		r1 := open(t, dir)
+		_, err := r1.NewConsumer("c")
+		require.NoError(t, err)
+		require.NoError(t, w.Flush()) // the writer lists "c"
+		require.NoError(t, r1.DeleteConsumer("c"))
+		_, err = r1.NewConsumer("c")
+		require.NoError(t, err)
+		require.NoError(t, r1.Close())
+		require.NoError(t, w.DeleteConsumer("c"))
+		require.NotContains(t, w.Consumers(), "c")
+		gone(t, dir)
+	})
+	t.Run("writer, made since its last listing", func(t *testing.T) {
+		dir := t.TempDir()
+		w := smallQueue(t, dir)
+		r1 := open(t, dir)
+		_, err := r1.NewConsumer("c")
+		require.NoError(t, err)
+		require.NoError(t, r1.Close())
+		require.NoError(t, w.DeleteConsumer("c"))
+		gone(t, dir)
+	})
+}
+
+// TestReaderSeekAfterDrop: a reader's Seek or CommitOffset to an offset in
+// an arena the writer's SetDropOldest retires after the reader looked at
+// the head is out of range (ErrOffsetOutOfRange), not damage (ErrCorrupt).
+func TestReaderSeekAfterDrop(t *testing.T) {
+	for _, op := range []string{"Seek", "CommitOffset"} {
+		t.Run(op, func(t *testing.T) {
+			dir := t.TempDir()
+			w := openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(64<<10), SetDropOldest(),
+				SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
+			for i := range uint64(100) { // arenas 0-2
+				require.NoError(t, w.Enqueue(seqMessage(i, 100)))
+			}
+			r, err := OpenReader(dir, SetArenaSize(4096))
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, r.Close()) })
+			c, err := r.NewConsumer("x")
+			require.NoError(t, err)
+			require.NoError(t, c.Seek(100))
+			require.NoError(t, c.Commit())
+			once := false
+			testHookReaderRefreshed = func() {
+				if once {
+					return
+				}
+				once = true
+				for i := range uint64(2000) { // 200 KiB through a 64 KiB cap
+					require.NoError(t, w.Enqueue(seqMessage(100+i, 100)))
+				}
+			}
+			t.Cleanup(func() { testHookReaderRefreshed = nil })
+			if op == "Seek" {
+				err = c.Seek(50)
+			} else {
+				err = c.CommitOffset(50)
+			}
+			require.True(t, once)
+			require.ErrorIs(t, err, ErrOffsetOutOfRange)
+			require.NotErrorIs(t, err, ErrCorrupt)
+		})
+	}
+}
+
+// TestConsumerChurnAcrossProcesses: a writer and two readers that create,
+// copy and delete the same few consumers at once get, from each call, the
+// consumer or an error with a sentinel (ErrLocked when another holds it,
+// ErrUnknownConsumer when it is gone), never a bare error about a file
+// another of them deleted or made meanwhile.
+func TestConsumerChurnAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	require.NoError(t, w.Enqueue([]byte("m")))
+	queues := []*MmapQueue{w}
+	for range 2 {
+		r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, r.Close()) })
+		queues = append(queues, r)
+	}
+	names := []string{"a", "b", "c"}
+	errs := make(chan error, len(queues))
+	for k, q := range queues {
+		go func() {
+			rng := rand.New(rand.NewPCG(uint64(k), 1))
+			var held []*Consumer
+			for range 1500 {
+				name := names[rng.IntN(len(names))]
+				var err error
+				switch rng.IntN(3) {
+				case 0:
+					var c *Consumer
+					if c, err = q.NewConsumer(name); err == nil {
+						held = append(held, c)
+					}
+				case 1:
+					if len(held) > 0 {
+						_, err = q.FromConsumer(name, held[rng.IntN(len(held))])
+					}
+				default:
+					err = q.DeleteConsumer(name)
+				}
+				if err != nil && !errors.Is(err, ErrLocked) && !errors.Is(err, ErrUnknownConsumer) {
+					errs <- fmt.Errorf("queue %d: %w", k, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range queues {
+		require.NoError(t, <-errs)
+	}
+}
+
 // TestWriterAfterReaderDeletedConsumer: a consumer a reader deleted after
 // the writer had listed it (at a flush) is unknown to the writer's
 // DeleteConsumer, and the writer's NewConsumer makes it anew, at the head,

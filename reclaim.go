@@ -211,6 +211,10 @@ func (q *MmapQueue) slowest() position {
 	return min
 }
 
+// testHookReclaimLearned, when set, is called by reclaim after it has read
+// other processes' consumers, under the reclaim lock.
+var testHookReclaimLearned func()
+
 // reclaim makes every consumer's position durable, then the index with the
 // given durable tail and a head moved up to the slowest consumer when that
 // frees whole arenas, and then retires the arenas before the head: no
@@ -233,6 +237,9 @@ func (q *MmapQueue) reclaim(durableTail position, async bool) error {
 	defer unlock()
 	if err := q.learnConsumers(); err != nil {
 		return err
+	}
+	if testHookReclaimLearned != nil {
+		testHookReclaimLearned()
 	}
 	if err := q.syncConsumers(); err != nil {
 		return err

@@ -45,7 +45,7 @@ func (q *MmapQueue) holdConsumer(st *consumerState) error {
 	// The file mapped may have been deleted, and another made under its
 	// name, since it was opened: then the one mapped is gone.
 	var sb unix.Stat_t
-	if err := unix.Fstat(fd, &sb); err != nil || idOf(&sb) != st.mf.id {
+	if err := unix.Fstat(fd, &sb); err != nil || idOf(&sb) != st.mf.id || sb.Nlink == 0 {
 		_ = unix.Close(fd)
 		perr := &fs.PathError{Op: "open", Path: st.mf.path, Err: unix.ENOENT}
 		return errorf("consumer %q: the file mapped was deleted: %w", st.name, perr)
@@ -227,6 +227,13 @@ func (q *MmapQueue) publishPinFor(st *consumerState, committed position) error {
 	}
 	defer unlock()
 	q.refresh()
+	return q.setPinLocked(st, want, pinned)
+}
+
+// setPinLocked publishes st's pin (want, when pinned), under the reclaim
+// lock and with the head just read: an error wrapping ErrOffsetOutOfRange
+// when the writer has retired what it would pin.
+func (q *MmapQueue) setPinLocked(st *consumerState, want position, pinned bool) error {
 	if pinned && want.pos < q.head.pos {
 		return errorf("offset %d is no longer kept: %w", want.seq, ErrOffsetOutOfRange)
 	}
