@@ -77,7 +77,7 @@ func (c *Consumer) Commit() error {
 	if err := c.q.usable(c.st); err != nil {
 		return err
 	}
-	return c.q.commitLocked(c.st, c.st.cursor)
+	return c.q.commitLocked(c.st, c.st.cursor, true)
 }
 
 // CommitOffset commits the messages before offset next, which lies between
@@ -91,7 +91,7 @@ func (c *Consumer) CommitOffset(next uint64) error {
 	if err != nil {
 		return err
 	}
-	return c.q.commitLocked(c.st, p)
+	return c.q.commitLocked(c.st, p, false)
 }
 
 // Seek moves the cursor to offset, forwards or back, from the oldest
@@ -107,7 +107,7 @@ func (c *Consumer) Seek(offset uint64) error {
 	}
 	old := c.st.cursor
 	c.st.cursor = p
-	if err := c.q.publishPin(c.st); err != nil {
+	if err := c.q.publishPin(c.st, true); err != nil {
 		c.st.cursor = old
 		return errorf("consumer %q: seek: %w", c.st.name, err)
 	}
@@ -195,7 +195,7 @@ func (q *MmapQueue) readNextLocked(st *consumerState) (Message, error) {
 	}
 	st.cursor = position{next, at.seq + 1}
 	if q.reader && st.pinned && st.cursor.pos >= st.committed.pos {
-		_ = q.publishPin(st) // withdraw it; failing, it only keeps more
+		_ = q.publishPin(st, false) // withdraw it; failing, it only keeps more
 	}
 	return Message{Offset: uint64(at.seq), Data: data}, nil
 }

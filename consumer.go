@@ -259,11 +259,18 @@ func (q *MmapQueue) FromConsumer(name string, from *Consumer) (*Consumer, error)
 	// same messages next. In a reader, a cursor behind the committed
 	// offset is pinned before the offset is committed (see commitLocked).
 	st.cursor = from.st.cursor
-	if err := q.publishPinFor(st, from.st.committed); err != nil {
+	if err := q.publishPinFor(st, from.st.committed, false); err != nil {
 		st.cursor = st.committed
 		return nil, errorf("consumer %q: %w", name, err)
 	}
-	if err := st.commit(from.st.committed); err != nil {
+	committed := from.st.committed
+	if committed.pos < q.head.pos { // dropped (SetDropOldest) meanwhile
+		committed = q.head
+	}
+	if st.cursor.pos < q.head.pos {
+		st.cursor = q.head
+	}
+	if err := st.commit(committed); err != nil {
 		return nil, errorf("consumer %q: %w", name, err)
 	}
 	return &Consumer{q: q, st: st}, nil

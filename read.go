@@ -195,7 +195,7 @@ func (q *MmapQueue) readLocked(st *consumerState, dst []byte, commit bool) ([]by
 	}
 	if commit {
 		st.cursor = position{next, at.seq + 1}
-		if err := q.commitLocked(st, st.cursor); err != nil {
+		if err := q.commitLocked(st, st.cursor, true); err != nil {
 			st.cursor = at // not consumed: the message is read again
 			return dst, 0, err
 		}
@@ -205,28 +205,35 @@ func (q *MmapQueue) readLocked(st *consumerState, dst []byte, commit bool) ([]by
 
 // commitLocked makes p the committed position of st, and retires the
 // arenas every consumer has then passed when that is done on Dequeue (see
-// reclaimOnDequeue).
-func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
+// reclaimOnDequeue). isCursor says p is st's cursor (Commit, Dequeue), not
+// an offset the caller chose (CommitOffset): in a reader, a cursor the
+// writer's SetDropOldest has passed meanwhile moves to the oldest message
+// kept and is committed there, as the writer's own consumers are moved,
+// where a chosen offset is out of range.
+func (q *MmapQueue) commitLocked(st *consumerState, p position, isCursor bool) error {
 	if p == st.committed {
 		return nil
 	}
 	before, _ := q.s.arenaOf(st.low().pos)
 	if q.reader && p.pos < st.committed.pos {
-		if err := q.commitBackLocked(st, p); err != nil {
+		if err := q.commitBackLocked(st, p, isCursor); err != nil {
 			return errorf("consumer %q: commit offset %d: %w", st.name, p.seq, err)
 		}
 		return nil
 	}
 	if q.reader && st.cursor.pos < p.pos {
-		if err := q.publishPinFor(st, p); err != nil {
+		if err := q.publishPinFor(st, p, false); err != nil {
 			return errorf("consumer %q: %w", st.name, err)
+		}
+		if p.pos < q.head.pos { // dropped meanwhile (the head was read again)
+			return errorf("consumer %q: commit offset %d: no longer kept: %w", st.name, p.seq, ErrOffsetOutOfRange)
 		}
 	}
 	if err := st.commit(p); err != nil {
 		return errorf("consumer %q: commit offset %d: %w", st.name, p.seq, err)
 	}
 	if q.reader && (st.pinned || st.cursor.pos < st.committed.pos) {
-		if err := q.publishPin(st); err != nil {
+		if err := q.publishPin(st, false); err != nil {
 			return errorf("consumer %q: %w", st.name, err)
 		}
 	}
@@ -244,13 +251,16 @@ func (q *MmapQueue) commitLocked(st *consumerState, p position) error {
 // head read again, so that either the writer's next reclaim reads p, or p
 // is gone already and the commit fails with ErrOffsetOutOfRange. A pin
 // the cursor no longer needs (it is at or after p) is withdrawn with it.
-func (q *MmapQueue) commitBackLocked(st *consumerState, p position) error {
+func (q *MmapQueue) commitBackLocked(st *consumerState, p position, isCursor bool) error {
 	unlock, err := q.lockReclaim()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	q.refresh()
+	q.refresh() // moves a cursor the head has passed to the head
+	if isCursor {
+		p = st.cursor
+	}
 	if p.pos < q.head.pos {
 		return errorf("offset %d is no longer kept: %w", p.seq, ErrOffsetOutOfRange)
 	}

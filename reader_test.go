@@ -1262,6 +1262,84 @@ func TestConsumerChurnAcrossProcesses(t *testing.T) {
 	}
 }
 
+// TestReaderCursorDroppedMeanwhile: a reader's consumer whose cursor the
+// writer's SetDropOldest passes while the reader waits for the reclaim
+// lock moves to the oldest message kept, as the writer's consumers do:
+// Commit, Dequeue, CommitOffset ahead of the cursor and FromConsumer
+// succeed (they returned ErrOffsetOutOfRange for an offset the caller
+// never chose).
+func TestReaderCursorDroppedMeanwhile(t *testing.T) {
+	for _, op := range []string{"Commit", "Dequeue", "CommitOffset", "FromConsumer"} {
+		t.Run(op, func(t *testing.T) {
+			dir := t.TempDir()
+			w := openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(48<<10), SetDropOldest(),
+				SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
+			for i := range uint64(20) {
+				require.NoError(t, w.Enqueue(seqMessage(i, 300)))
+			}
+			r, err := OpenReader(dir, SetArenaSize(4096))
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, r.Close()) })
+			c, err := r.NewConsumer("c")
+			require.NoError(t, err)
+			_, err = r.NewConsumer("c2") // held: FromConsumer takes no lock for it
+			require.NoError(t, err)
+			require.NoError(t, c.Seek(20))
+			require.NoError(t, c.Commit())
+			require.NoError(t, c.Seek(0)) // pinned at 0, committed 20
+
+			// dropArena enqueues until the cap drops the oldest arena, and
+			// no more.
+			dropArena := func() {
+				before, next := w.Offsets()
+				for i := next; ; i++ {
+					require.NoError(t, w.Enqueue(seqMessage(i, 300)))
+					if oldest, _ := w.Offsets(); oldest > before {
+						return
+					}
+				}
+			}
+			var target uint64
+			if op == "CommitOffset" {
+				// The cursor's arena is dropped first, and the reader's
+				// look at the head before the commit moves it on; the
+				// next arena goes while the commit waits for the lock.
+				dropArena()
+				_, target = w.Offsets()
+			}
+			dropped := false
+			testHookLockReclaim = func(reader bool) {
+				if !reader || dropped {
+					return
+				}
+				dropped = true
+				dropArena()
+			}
+			t.Cleanup(func() { testHookLockReclaim = nil })
+			switch op {
+			case "Commit":
+				require.NoError(t, c.Commit())
+			case "Dequeue":
+				_, err := c.Dequeue()
+				require.NoError(t, err)
+			case "CommitOffset":
+				require.NoError(t, c.CommitOffset(target))
+			case "FromConsumer":
+				got, err := r.FromConsumer("c2", c)
+				require.NoError(t, err)
+				c = got
+			}
+			require.True(t, dropped)
+			oldest, _ := w.Offsets()
+			require.GreaterOrEqual(t, c.Committed(), oldest)
+			m, err := c.Read()
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, m.Offset, oldest)
+			requireSeqMessage(t, m.Data, m.Offset, 300)
+		})
+	}
+}
+
 // TestWriterAfterReaderDeletedConsumer: a consumer a reader deleted after
 // the writer had listed it (at a flush) is unknown to the writer's
 // DeleteConsumer, and the writer's NewConsumer makes it anew, at the head,

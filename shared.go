@@ -200,24 +200,30 @@ func (q *MmapQueue) moveUnheld(st *consumerState, p position) {
 // is not: written into the durable slot beside the last flushed committed
 // offset (the pin only needs to be seen, not to survive a power loss).
 // Under the reclaim lock, and with the head read again, so that the writer
-// either sees the pin or has already moved the head (then the cursor is
-// out of range). Writers have nothing to publish.
-func (q *MmapQueue) publishPin(st *consumerState) error {
-	return q.publishPinFor(st, st.committed)
+// either sees the pin or has already moved the head. Then, with exact set
+// (Seek: the cursor is the offset the caller asked for), the cursor is out
+// of range; without, the cursor has moved to the oldest message kept, as
+// SetDropOldest moves every consumer it passes, and that is pinned if it
+// needs to be. Writers have nothing to publish.
+func (q *MmapQueue) publishPin(st *consumerState, exact bool) error {
+	return q.publishPinFor(st, st.committed, exact)
 }
 
 // publishPinFor is publishPin for a consumer whose committed offset is
 // about to become committed: commitLocked publishes the pin before the
 // offset, so that no reclaim sees the offset move past the cursor without
 // the cursor pinned (it would retire what the cursor still needs).
-func (q *MmapQueue) publishPinFor(st *consumerState, committed position) error {
+func (q *MmapQueue) publishPinFor(st *consumerState, committed position, exact bool) error {
 	if !q.reader || st.held < 0 {
 		return nil
 	}
-	want, pinned := position{}, st.cursor.pos < committed.pos
-	if pinned {
-		want = st.cursor
+	pinFor := func() (position, bool) {
+		if st.cursor.pos < committed.pos {
+			return st.cursor, true
+		}
+		return position{}, false
 	}
+	want, pinned := pinFor()
 	if pinned == st.pinned && want == st.pin {
 		return nil
 	}
@@ -226,7 +232,10 @@ func (q *MmapQueue) publishPinFor(st *consumerState, committed position) error {
 		return err
 	}
 	defer unlock()
-	q.refresh()
+	q.refresh() // moves a cursor the head has passed to the head
+	if !exact {
+		want, pinned = pinFor()
+	}
 	return q.setPinLocked(st, want, pinned)
 }
 
