@@ -308,6 +308,13 @@ func (q *MmapQueue) takeOver(st *consumerState) error {
 	st.mf.resyncLive()
 	st.readPosition()
 	st.pin, st.pinned = position{}, false
+	if _, v, ok := st.mf.durable(); ok {
+		if _, ok := pinOf(v); ok {
+			// Its last holder's, a reader killed: withdrawn (the pin only
+			// needs to be seen, not to survive a power loss).
+			st.mf.setDurable(st.durableSlot(st.synced))
+		}
+	}
 	if st.committed.pos < q.head.pos {
 		st.cursor = q.head
 		return st.commit(q.head)

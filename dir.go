@@ -150,6 +150,12 @@ func (d qdir) readFile(name string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
+// holds reports whether name in d is the file id (see fileID).
+func (d qdir) holds(name string, id fileID) bool {
+	var sb unix.Stat_t
+	return unix.Fstatat(d.fd, name, &sb, unix.AT_SYMLINK_NOFOLLOW) == nil && idOf(&sb) == id
+}
+
 // remove deletes the file name; a file already gone is not an error.
 func (d qdir) remove(name string) error {
 	if err := unix.Unlinkat(d.fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {

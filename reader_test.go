@@ -1340,6 +1340,89 @@ func TestReaderCursorDroppedMeanwhile(t *testing.T) {
 	}
 }
 
+// TestWriterFollowsConsumerMadeAnew: a consumer that readers deleted and
+// made anew under the same name, after the writer had listed it, is read
+// by the writer from its new file: the writer keeps what the new one needs
+// (it kept following the deleted file's offset, and retired messages the
+// new consumer had not read).
+func TestWriterFollowsConsumerMadeAnew(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	for i := range uint64(300) {
+		require.NoError(t, w.Enqueue(seqMessage(i, 200)))
+	}
+	for range 300 {
+		_, err := w.Dequeue()
+		require.NoError(t, err)
+	}
+	r1, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r1.Close()) })
+	r2, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r2.Close()) })
+	_, err = r1.NewConsumer("hold") // keeps everything for now
+	require.NoError(t, err)
+	c, err := r1.NewConsumer("t")
+	require.NoError(t, err)
+	require.NoError(t, c.Seek(250))
+	require.NoError(t, c.Commit())
+	require.NoError(t, w.Flush()) // the writer lists "t" at 250
+
+	require.NoError(t, r1.DeleteConsumer("t"))
+	c2, err := r2.NewConsumer("t") // anew, at offset 0
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), c2.Committed())
+	require.NoError(t, r1.DeleteConsumer("hold"))
+	require.NoError(t, w.Flush())
+	oldest, _ := w.Offsets()
+	require.Zero(t, oldest, "the writer retired what the new consumer needs")
+	m, err := c2.Read()
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), m.Offset)
+}
+
+// TestKilledReaderPinGivenBack: the pin of a reader that is gone (killed,
+// or closed without withdrawing it) no longer keeps messages: the writer
+// keeps from the consumer's committed offset, and whoever takes the
+// consumer next starts there.
+func TestKilledReaderPinGivenBack(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	for i := range uint64(300) {
+		require.NoError(t, w.Enqueue(seqMessage(i, 200)))
+	}
+	for range 300 {
+		_, err := w.Dequeue()
+		require.NoError(t, err)
+	}
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	c, err := r.NewConsumer("k")
+	require.NoError(t, err)
+	require.NoError(t, c.CommitOffset(250)) // the cursor stays at 0: pinned
+	require.NoError(t, w.Flush())
+	oldest, _ := w.Offsets()
+	require.Zero(t, oldest, "the live reader's pin keeps offset 0")
+	require.NoError(t, r.Close()) // what a kill leaves: the pin in the file
+
+	require.NoError(t, w.Flush())
+	oldest, _ = w.Offsets()
+	require.Greater(t, oldest, uint64(200), "the dead reader's pin still keeps messages")
+	k, err := w.NewConsumer("k")
+	require.NoError(t, err)
+	m, err := k.Read()
+	require.NoError(t, err)
+	require.Equal(t, uint64(250), m.Offset)
+	st, err := openConsumerFile(w.d, consumerFileName("k"), true)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, st.mf.close()) }()
+	_, v, ok := st.mf.durable()
+	require.True(t, ok)
+	_, pinned := pinOf(v)
+	require.False(t, pinned, "the pin is withdrawn when the consumer is taken")
+}
+
 // TestWriterAfterReaderDeletedConsumer: a consumer a reader deleted after
 // the writer had listed it (at a flush) is unknown to the writer's
 // DeleteConsumer, and the writer's NewConsumer makes it anew, at the head,

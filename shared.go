@@ -125,7 +125,12 @@ func (q *MmapQueue) learnConsumers() error {
 		onDisk[file] = true
 	}
 	for name, st := range q.consumers {
-		if st.held < 0 && !onDisk[consumerFileName(name)] {
+		if st.held >= 0 {
+			continue
+		}
+		// Gone, or deleted and made anew under its name by another
+		// process (then the file is loaded again below).
+		if file := consumerFileName(name); !onDisk[file] || !q.d.holds(file, st.mf.id) {
 			delete(q.consumers, name)
 			st.deleted = true
 			_ = joinErrors(st.mf.close(), st.win.close())
@@ -166,14 +171,29 @@ func (q *MmapQueue) learnConsumers() error {
 		}
 		st.synced = st.committed // the holder makes it durable, not this process
 		st.cursor = st.committed
-		// A reader's cursor behind its committed offset, published as a pin.
+		// A reader's cursor behind its committed offset, published as a
+		// pin, while that reader lives: a process killed leaves its pin in
+		// the file, and whoever takes the consumer next starts from the
+		// committed offset.
 		if _, v, ok := st.mf.durable(); ok {
-			if pin, ok := pinOf(v); ok && pin.pos < st.committed.pos && pin.pos >= q.head.pos {
+			if pin, ok := pinOf(v); ok && pin.pos < st.committed.pos && pin.pos >= q.head.pos && q.heldElsewhere(st) {
 				st.cursor = pin
 			}
 		}
 	}
 	return nil
+}
+
+// heldElsewhere reports whether another process holds st, a consumer this
+// one does not: whether its file's lock is taken (trying it takes it for a
+// moment when it is not, as moveUnheld does).
+func (q *MmapQueue) heldElsewhere(st *consumerState) bool {
+	fd, err := openat(q.d.fd, consumerFileName(st.name), unix.O_RDONLY)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = unix.Close(fd) }() // closing drops the lock
+	return errors.Is(flockNB(fd), unix.EWOULDBLOCK)
 }
 
 // moveUnheld moves a consumer this process does not hold to p: in its file
