@@ -142,7 +142,7 @@ fails returns ErrCorrupt and does not move the consumer.
 A queue directory holds:
 
 	LOCK                   advisory lock of the writer
-	LOCK.reclaim           readers creating consumers vs the writer reclaiming (shared.go)
+	LOCK.reclaim           consumers created, deleted or moved back vs the writer reclaiming (shared.go)
 	wake.dat               the word readers sleep on, and the writer wakes (wake.go)
 	index.dat              arena size, head and tail (index.go)
 	offsets.dat            where each arena's first message starts (offsetindex.go)

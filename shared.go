@@ -17,12 +17,20 @@ import (
 //     the same name gets ErrLocked. Only the holder writes the file; the
 //     writer also writes consumers that nobody holds (clamping, dropping).
 //   - The writer learns of consumers that readers create and delete, and of
-//     their positions, at every reclaim: it lists the consumer files and
+//     their positions, at every reclaim: it lists the consumer files (a file
+//     deleted and made anew under its name is told apart by dev/inode) and
 //     reads the positions of those it does not hold from their live slots.
-//   - Creating a consumer in a reader and reclaiming in the writer exclude
-//     each other through a flock on reclaimLockName: either the writer's
-//     listing sees the new consumer, or the reader, which creates it at the
-//     head it reads under the lock, sees the head the writer has moved.
+//   - A flock on reclaimLockName orders what must not interleave: the
+//     writer's reclaim; creating, opening and taking hold of a consumer,
+//     and removing its file, in any process; a reader's moves of what its
+//     consumer needs backwards (a pin for a cursor behind the committed
+//     offset, a commit back). Either the writer's reclaim sees the change,
+//     or the reader, which reads the head again under the lock, sees the
+//     head the writer has moved (then a chosen offset is out of range, and
+//     a cursor SetDropOldest passed moves to the head).
+//   - A reader's pin counts while a process holds the consumer: a killed
+//     reader's pin stays in the file, ignored, until the next holder
+//     withdraws it.
 const reclaimLockName = "LOCK.reclaim"
 
 // holdConsumer takes this process's hold on st, once.
