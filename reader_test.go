@@ -410,34 +410,47 @@ func BenchmarkReaderWake(b *testing.B) {
 	b.ReportMetric(100*float64(cpu)/float64(idle), "idle-cpu-%")
 }
 
-// TestReaderCloseWakesReadWait: Close of a reader wakes its ReadWait with
-// ErrClosed (it sleeps on the shared wake word, not on a channel).
-func TestReaderCloseWakesReadWait(t *testing.T) {
-	dir := t.TempDir()
-	smallQueue(t, dir)
-	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	c, err := r.NewConsumer("c")
-	require.NoError(t, err)
-	// It sleeps on the wake word, for much longer than this test.
-	readerSleep = time.Hour
-	defer func() { readerSleep = time.Second }()
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.ReadWait(context.Background())
-		done <- err
-	}()
-	if haveFutex {
-		for atomic.LoadUint32(r.wake.waiters()) == 0 {
-			runtime.Gosched()
-		}
-	}
-	require.NoError(t, r.Close())
-	select {
-	case err := <-done:
-		require.ErrorIs(t, err, ErrClosed)
-	case <-time.After(30 * time.Second):
-		t.Fatal("ReadWait still blocked 30s after Close")
+// TestReaderWakesSleepingReadWait: Close of a reader wakes its ReadWait
+// with ErrClosed, and DeleteConsumer of its consumer with
+// ErrUnknownConsumer, at once (it sleeps on the shared wake word, not on
+// a channel, and nothing else would bump the word).
+func TestReaderWakesSleepingReadWait(t *testing.T) {
+	for _, tc := range []struct {
+		op   string
+		want error
+	}{{"Close", ErrClosed}, {"DeleteConsumer", ErrUnknownConsumer}} {
+		t.Run(tc.op, func(t *testing.T) {
+			dir := t.TempDir()
+			smallQueue(t, dir)
+			r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = r.Close() })
+			c, err := r.NewConsumer("c")
+			require.NoError(t, err)
+			readerSleep = time.Hour // much longer than this test
+			defer func() { readerSleep = time.Second }()
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.ReadWait(context.Background())
+				done <- err
+			}()
+			if haveFutex {
+				for atomic.LoadUint32(r.wake.waiters()) == 0 {
+					runtime.Gosched()
+				}
+			}
+			if tc.op == "Close" {
+				require.NoError(t, r.Close())
+			} else {
+				require.NoError(t, r.DeleteConsumer("c"))
+			}
+			select {
+			case err := <-done:
+				require.ErrorIs(t, err, tc.want)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("ReadWait still blocked 30s after %s", tc.op)
+			}
+		})
 	}
 }
 
@@ -477,37 +490,6 @@ func TestClosedReaderReturnsErrClosed(t *testing.T) {
 	}
 }
 
-// TestReaderDeleteConsumerWakesWaiters: a reader's DeleteConsumer wakes
-// that consumer's ReadWait at once with ErrUnknownConsumer (it sleeps on
-// the shared wake word, which nothing else would bump).
-func TestReaderDeleteConsumerWakesWaiters(t *testing.T) {
-	dir := t.TempDir()
-	smallQueue(t, dir)
-	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, r.Close()) })
-	c, err := r.NewConsumer("c")
-	require.NoError(t, err)
-	readerSleep = time.Hour // much longer than this test
-	defer func() { readerSleep = time.Second }()
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.ReadWait(context.Background())
-		done <- err
-	}()
-	if haveFutex {
-		for atomic.LoadUint32(r.wake.waiters()) == 0 {
-			runtime.Gosched()
-		}
-	}
-	require.NoError(t, r.DeleteConsumer("c"))
-	select {
-	case err := <-done:
-		require.ErrorIs(t, err, ErrUnknownConsumer)
-	case <-time.After(30 * time.Second):
-		t.Fatal("ReadWait still blocked 30s after DeleteConsumer")
-	}
-}
 
 // TestReaderSeekBackIsKept: a reader's consumer that seeks back behind its
 // committed offset publishes its cursor, and the writer keeps what it
@@ -739,39 +721,36 @@ func TestConsumerTakenOverFromReader(t *testing.T) {
 	})
 }
 
-// TestReaderCommitAheadPinsFirst: a reader's CommitOffset past its cursor
-// publishes the pin that keeps the cursor's arenas before the committed
-// offset, both under the reclaim lock: a writer's reclaim between the two
-// used to retire what the cursor still needed (its next Read found the
-// queue empty, or the pin failed with ErrOffsetOutOfRange). The test holds
-// the reclaim lock while the reader waits for it, and looks at what the
-// consumer's file says then.
-func TestReaderCommitAheadPinsFirst(t *testing.T) {
-	dir := t.TempDir()
-	q := smallQueue(t, dir)
-	for i := range uint64(200) { // ~8 arenas, all read by the default consumer
-		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
+// drainedWriter opens a writer (4 KiB arenas, no background flush) with n
+// messages of size bytes (seqMessage), all dequeued by its default
+// consumer, so that only named consumers keep them.
+func drainedWriter(t *testing.T, n, size int) *MmapQueue {
+	t.Helper()
+	w := smallQueue(t, t.TempDir())
+	for i := range uint64(n) {
+		require.NoError(t, w.Enqueue(seqMessage(i, size)))
 	}
-	for range 200 {
-		_, err := q.Dequeue()
+	for range n {
+		_, err := w.Dequeue()
 		require.NoError(t, err)
 	}
-	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	return w
+}
+
+// readBesideDrained is drainedWriter and a reader beside it, closed at
+// cleanup.
+func readBesideDrained(t *testing.T, n, size int) (w, r *MmapQueue) {
+	t.Helper()
+	w = drainedWriter(t, n, size)
+	r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, r.Close()) })
-	c, err := r.NewConsumer("r") // at offset 0: keeps every arena
-	require.NoError(t, err)
-	require.NoError(t, q.Flush())
-	for i := range uint64(10) { // the cursor at offset 10
-		m, err := c.Read()
-		require.NoError(t, err)
-		require.Equal(t, i, m.Offset)
-	}
+	return w, r
+}
 
-	lock, err := os.OpenFile(filepath.Join(dir, reclaimLockName), os.O_RDWR, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = lock.Close() }) // on a failure too, before r.Close
-	require.NoError(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
+// readerWaitsForReclaimLock returns a channel that receives when a reader
+// is about to wait for the reclaim lock (testHookLockReclaim).
+func readerWaitsForReclaimLock(t *testing.T) <-chan struct{} {
 	waiting := make(chan struct{}, 1)
 	testHookLockReclaim = func(reader bool) {
 		if reader {
@@ -782,6 +761,32 @@ func TestReaderCommitAheadPinsFirst(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookLockReclaim = nil })
+	return waiting
+}
+
+// TestReaderCommitAheadPinsFirst: a reader's CommitOffset past its cursor
+// publishes the pin that keeps the cursor's arenas before the committed
+// offset, both under the reclaim lock: a writer's reclaim between the two
+// used to retire what the cursor still needed (its next Read found the
+// queue empty, or the pin failed with ErrOffsetOutOfRange). The test holds
+// the reclaim lock while the reader waits for it, and looks at what the
+// consumer's file says then.
+func TestReaderCommitAheadPinsFirst(t *testing.T) {
+	q, r := readBesideDrained(t, 200, 100)
+	c, err := r.NewConsumer("r") // at offset 0: keeps every arena
+	require.NoError(t, err)
+	require.NoError(t, q.Flush())
+	for i := range uint64(10) { // the cursor at offset 10
+		m, err := c.Read()
+		require.NoError(t, err)
+		require.Equal(t, i, m.Offset)
+	}
+
+	lock, err := os.OpenFile(filepath.Join(q.dir, reclaimLockName), os.O_RDWR, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = lock.Close() }) // on a failure too, before r.Close
+	require.NoError(t, unix.Flock(int(lock.Fd()), unix.LOCK_EX))
+	waiting := readerWaitsForReclaimLock(t)
 	done := make(chan error, 1)
 	go func() { done <- c.CommitOffset(200) }() // the cursor stays at 10
 	<-waiting
@@ -804,18 +809,7 @@ func TestReaderCommitAheadPinsFirst(t *testing.T) {
 // byte (offset 0, position 0) is pinned like any other when its consumer
 // commits past it: the writer's reclaim keeps message 0 for its Read.
 func TestReaderPinAtQueueStart(t *testing.T) {
-	dir := t.TempDir()
-	q := smallQueue(t, dir)
-	for i := range uint64(200) { // ~8 arenas, all read by the default consumer
-		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
-	}
-	for range 200 {
-		_, err := q.Dequeue()
-		require.NoError(t, err)
-	}
-	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	q, r := readBesideDrained(t, 200, 100)
 	c, err := r.NewConsumer("r") // at offset 0: keeps every arena
 	require.NoError(t, err)
 	require.NoError(t, c.CommitOffset(100)) // the cursor stays at 0
@@ -832,18 +826,7 @@ func TestReaderPinAtQueueStart(t *testing.T) {
 // from one whose cursor is behind its committed offset pins that cursor,
 // so that the writer keeps its messages after the original is deleted.
 func TestReaderFromConsumerPins(t *testing.T) {
-	dir := t.TempDir()
-	q := smallQueue(t, dir)
-	for i := range uint64(200) {
-		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
-	}
-	for range 200 {
-		_, err := q.Dequeue()
-		require.NoError(t, err)
-	}
-	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	q, r := readBesideDrained(t, 200, 100)
 	c1, err := r.NewConsumer("c1")
 	require.NoError(t, err)
 	for range 10 {
@@ -978,6 +961,43 @@ func TestOpenReaderWhileConsumersDeleted(t *testing.T) {
 	require.NoError(t, <-churned)
 }
 
+// readBesideDropping opens a writer with 4 KiB arenas under a cap of
+// capBytes with SetDropOldest (no background flush) holding n messages of
+// size bytes (seqMessage), and a reader beside it, closed at cleanup.
+func readBesideDropping(t *testing.T, capBytes int64, n, size int) (w, r *MmapQueue) {
+	t.Helper()
+	dir := t.TempDir()
+	w = openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(capBytes), SetDropOldest(),
+		SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
+	for i := range uint64(n) {
+		require.NoError(t, w.Enqueue(seqMessage(i, size)))
+	}
+	r, err := OpenReader(dir, SetArenaSize(4096))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	return w, r
+}
+
+// dropOnReaderRefresh makes a reader's next look at the head
+// (testHookReaderRefreshed) enqueue 2,000 messages of 100 bytes, from
+// offset next on, into w: 200 KiB through its 64 KiB cap, so that
+// SetDropOldest retires the arenas the reader has just looked at. The bool
+// says whether it ran.
+func dropOnReaderRefresh(t *testing.T, w *MmapQueue, next uint64) *bool {
+	once := new(bool)
+	testHookReaderRefreshed = func() {
+		if *once {
+			return
+		}
+		*once = true
+		for i := range uint64(2000) {
+			require.NoError(t, w.Enqueue(seqMessage(next+i, 100)))
+		}
+	}
+	t.Cleanup(func() { testHookReaderRefreshed = nil })
+	return once
+}
+
 // TestReaderDequeueAfterDrop: a reader's Dequeue, DequeueWait or Peek
 // whose arena the writer's SetDropOldest retires between the reader's look
 // at the head and its read returns the oldest message kept, as Read does,
@@ -985,28 +1005,10 @@ func TestOpenReaderWhileConsumersDeleted(t *testing.T) {
 func TestReaderDequeueAfterDrop(t *testing.T) {
 	for _, op := range []string{"Dequeue", "DequeueWait", "Peek"} {
 		t.Run(op, func(t *testing.T) {
-			dir := t.TempDir()
-			w := openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(64<<10), SetDropOldest(),
-				SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
-			for i := range uint64(10) {
-				require.NoError(t, w.Enqueue(seqMessage(i, 100)))
-			}
-			r, err := OpenReader(dir, SetArenaSize(4096))
-			require.NoError(t, err)
-			t.Cleanup(func() { require.NoError(t, r.Close()) })
+			w, r := readBesideDropping(t, 64<<10, 10, 100)
 			c, err := r.NewConsumer("x") // at offset 0, in arena 0
 			require.NoError(t, err)
-			once := false
-			testHookReaderRefreshed = func() {
-				if once {
-					return
-				}
-				once = true
-				for i := range uint64(2000) { // 200 KiB through a 64 KiB cap
-					require.NoError(t, w.Enqueue(seqMessage(10+i, 100)))
-				}
-			}
-			t.Cleanup(func() { testHookReaderRefreshed = nil })
+			once := dropOnReaderRefresh(t, w, 10)
 			var m []byte
 			switch op {
 			case "Dequeue":
@@ -1016,7 +1018,7 @@ func TestReaderDequeueAfterDrop(t *testing.T) {
 			default:
 				m, err = c.Peek()
 			}
-			require.True(t, once)
+			require.True(t, *once)
 			require.NoError(t, err)
 			oldest, _ := w.Offsets()
 			require.Positive(t, oldest)
@@ -1059,33 +1061,13 @@ func TestWriterStatsAfterDropWithReaderConsumer(t *testing.T) {
 // consumer's committed offset from before) either keeps it or fails with
 // ErrOffsetOutOfRange; it never returns nil for an offset then gone.
 func TestReaderCommitBackDuringReclaim(t *testing.T) {
-	dir := t.TempDir()
-	w := smallQueue(t, dir)
-	for i := range uint64(200) { // ~8 arenas
-		require.NoError(t, w.Enqueue(seqMessage(i, 100)))
-	}
-	for range 200 {
-		_, err := w.Dequeue()
-		require.NoError(t, err)
-	}
-	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, r.Close()) })
+	w, r := readBesideDrained(t, 200, 100)
 	c, err := r.NewConsumer("r") // keeps every arena
 	require.NoError(t, err)
 	require.NoError(t, c.Seek(200))
 	require.NoError(t, c.Commit()) // cursor and committed at the tail
 
-	waiting := make(chan struct{}, 1)
-	testHookLockReclaim = func(reader bool) {
-		if reader {
-			select {
-			case waiting <- struct{}{}:
-			default:
-			}
-		}
-	}
-	t.Cleanup(func() { testHookLockReclaim = nil })
+	waiting := readerWaitsForReclaimLock(t)
 	done := make(chan error, 1)
 	testHookReclaimLearned = func() {
 		testHookReclaimLearned = nil
@@ -1175,36 +1157,18 @@ func TestDeleteConsumerMadeAnew(t *testing.T) {
 func TestReaderSeekAfterDrop(t *testing.T) {
 	for _, op := range []string{"Seek", "CommitOffset"} {
 		t.Run(op, func(t *testing.T) {
-			dir := t.TempDir()
-			w := openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(64<<10), SetDropOldest(),
-				SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
-			for i := range uint64(100) { // arenas 0-2
-				require.NoError(t, w.Enqueue(seqMessage(i, 100)))
-			}
-			r, err := OpenReader(dir, SetArenaSize(4096))
-			require.NoError(t, err)
-			t.Cleanup(func() { require.NoError(t, r.Close()) })
+			w, r := readBesideDropping(t, 64<<10, 100, 100)
 			c, err := r.NewConsumer("x")
 			require.NoError(t, err)
 			require.NoError(t, c.Seek(100))
 			require.NoError(t, c.Commit())
-			once := false
-			testHookReaderRefreshed = func() {
-				if once {
-					return
-				}
-				once = true
-				for i := range uint64(2000) { // 200 KiB through a 64 KiB cap
-					require.NoError(t, w.Enqueue(seqMessage(100+i, 100)))
-				}
-			}
-			t.Cleanup(func() { testHookReaderRefreshed = nil })
+			once := dropOnReaderRefresh(t, w, 100)
 			if op == "Seek" {
 				err = c.Seek(50)
 			} else {
 				err = c.CommitOffset(50)
 			}
-			require.True(t, once)
+			require.True(t, *once)
 			require.ErrorIs(t, err, ErrOffsetOutOfRange)
 			require.NotErrorIs(t, err, ErrCorrupt)
 		})
@@ -1271,15 +1235,7 @@ func TestConsumerChurnAcrossProcesses(t *testing.T) {
 func TestReaderCursorDroppedMeanwhile(t *testing.T) {
 	for _, op := range []string{"Commit", "Dequeue", "CommitOffset", "FromConsumer"} {
 		t.Run(op, func(t *testing.T) {
-			dir := t.TempDir()
-			w := openQueue(t, dir, SetArenaSize(4096), SetMaxDiskUsage(48<<10), SetDropOldest(),
-				SetPeriodicFlushDuration(0), SetPeriodicFlushOps(0))
-			for i := range uint64(20) {
-				require.NoError(t, w.Enqueue(seqMessage(i, 300)))
-			}
-			r, err := OpenReader(dir, SetArenaSize(4096))
-			require.NoError(t, err)
-			t.Cleanup(func() { require.NoError(t, r.Close()) })
+			w, r := readBesideDropping(t, 48<<10, 20, 300)
 			c, err := r.NewConsumer("c")
 			require.NoError(t, err)
 			_, err = r.NewConsumer("c2") // held: FromConsumer takes no lock for it
@@ -1346,19 +1302,8 @@ func TestReaderCursorDroppedMeanwhile(t *testing.T) {
 // (it kept following the deleted file's offset, and retired messages the
 // new consumer had not read).
 func TestWriterFollowsConsumerMadeAnew(t *testing.T) {
-	dir := t.TempDir()
-	w := smallQueue(t, dir)
-	for i := range uint64(300) {
-		require.NoError(t, w.Enqueue(seqMessage(i, 200)))
-	}
-	for range 300 {
-		_, err := w.Dequeue()
-		require.NoError(t, err)
-	}
-	r1, err := OpenReader(dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, r1.Close()) })
-	r2, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	w, r1 := readBesideDrained(t, 300, 200)
+	r2, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, r2.Close()) })
 	_, err = r1.NewConsumer("hold") // keeps everything for now
@@ -1387,16 +1332,8 @@ func TestWriterFollowsConsumerMadeAnew(t *testing.T) {
 // keeps from the consumer's committed offset, and whoever takes the
 // consumer next starts there.
 func TestKilledReaderPinGivenBack(t *testing.T) {
-	dir := t.TempDir()
-	w := smallQueue(t, dir)
-	for i := range uint64(300) {
-		require.NoError(t, w.Enqueue(seqMessage(i, 200)))
-	}
-	for range 300 {
-		_, err := w.Dequeue()
-		require.NoError(t, err)
-	}
-	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	w := drainedWriter(t, 300, 200)
+	r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
 	require.NoError(t, err)
 	c, err := r.NewConsumer("k")
 	require.NoError(t, err)
