@@ -490,7 +490,6 @@ func TestClosedReaderReturnsErrClosed(t *testing.T) {
 	}
 }
 
-
 // TestReaderSeekBackIsKept: a reader's consumer that seeks back behind its
 // committed offset publishes its cursor, and the writer keeps what it
 // points to through its flushes; once the cursor is past the committed
