@@ -417,6 +417,9 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 			}
 			return errorf("delete consumer %q: %w", name, ErrUnknownConsumer)
 		}
+		if errors.Is(err, ErrLocked) {
+			return errorf("delete consumer %q: %w", name, ErrLocked) // once named
+		}
 		if err != nil {
 			return errorf("delete consumer %q: %w", name, err)
 		}

@@ -65,7 +65,7 @@ var (
 	// process or another one, already has the directory open, and by
 	// NewConsumer, FromConsumer and DeleteConsumer for a consumer that
 	// another open queue (a writer or a reader) holds.
-	ErrLocked = newSentinel("queue directory is locked by another user")
+	ErrLocked = newSentinel("held by another open queue")
 
 	// ErrCorrupt is returned when a file of the queue fails its checks: a bad
 	// magic number or checksum, a length or position out of bounds, a

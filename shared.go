@@ -46,7 +46,7 @@ func (q *MmapQueue) holdConsumer(st *consumerState) error {
 	if err := flockNB(fd); err != nil {
 		_ = unix.Close(fd)
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return errorf("consumer %q is held by another process: %w", st.name, ErrLocked)
+			return errorf("consumer %q: %w", st.name, ErrLocked)
 		}
 		return errorf("consumer %q: lock %s: %w", st.name, q.d.join(file), err)
 	}

@@ -53,6 +53,7 @@ type JetStreamConfig struct {
 // Forwarder then re-sends from the lost one; the stream drops those it
 // already had.
 type JetStream struct {
+	url     string
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	subject string
@@ -90,7 +91,7 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 		nc.Close()
 		return nil, fmt.Errorf("forward: jetstream on %s: %w", cfg.URL, err)
 	}
-	return &JetStream{nc: nc, js: js, subject: cfg.Subject, prefix: cfg.MsgIDPrefix}, nil
+	return &JetStream{url: cfg.URL, nc: nc, js: js, subject: cfg.Subject, prefix: cfg.MsgIDPrefix}, nil
 }
 
 // Send publishes the batch and waits for the acknowledgements in order;
@@ -112,6 +113,10 @@ func (s *JetStream) Publish(ctx context.Context, batch []Record) func() (int, er
 	}
 	if s.broken {
 		err := s.failed(batch[0].Offset, errAfterFailure)
+		return func() (int, error) { return 0, err }
+	}
+	if err := s.connected(); err != nil {
+		err = s.failed(batch[0].Offset, err)
 		return func() (int, error) { return 0, err }
 	}
 	if s.prefix != "" {
@@ -172,6 +177,22 @@ func (s *JetStream) publishEach(ctx context.Context, batch []Record) (int, error
 		}
 	}
 	return len(batch), nil
+}
+
+// connected returns why nothing can be published now, when the connection
+// is not up: nats.go refuses a message with headers on a connection that
+// has not reached a server yet, and its error (headers not supported by
+// this server) would blame the server's version for a server that is not
+// there.
+func (s *JetStream) connected() error {
+	switch st := s.nc.Status(); st {
+	case nats.CONNECTED:
+		return nil
+	case nats.CLOSED:
+		return fmt.Errorf("%s: %w", s.url, nats.ErrConnectionClosed)
+	default:
+		return fmt.Errorf("not connected to %s (%s): %w", s.url, st, nats.ErrConnectionReconnecting)
+	}
 }
 
 // failed says that publishing the message at offset failed with err.

@@ -183,3 +183,23 @@ func TestJetStreamSharedStream(t *testing.T) {
 		}
 	}
 }
+
+// TestJetStreamServerAway: a sink whose server is not there says so (its
+// connection is reconnecting), not that the server lacks headers, which
+// is what nats.go answers a message with headers on a connection that has
+// not reached a server yet.
+func TestJetStreamServerAway(t *testing.T) {
+	srv := startNATS(t, t.TempDir(), -1)
+	url := srv.ClientURL()
+	srv.Shutdown() // nothing listens there now
+	srv.WaitForShutdown()
+	sink, err := NewJetStream(JetStreamConfig{URL: url, Subject: "events", AckTimeout: time.Second})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, sink.Close()) }()
+	n, err := sink.Send(context.Background(), []Record{{Offset: 7, Data: []byte("m")}})
+	require.Zero(t, n)
+	require.ErrorIs(t, err, nats.ErrConnectionReconnecting)
+	require.ErrorContains(t, err, "offset 7")
+	require.ErrorContains(t, err, url)
+	require.NotErrorIs(t, err, nats.ErrHeadersNotSupported)
+}

@@ -15,9 +15,10 @@ damaged and where (the file and the byte position) and exits 1; it also
 exits 1 when the queue cannot be opened at all, for example because its
 index is damaged.
 
-Opening a queue recovers it as after a crash: records written after the
-last flush that fail their check are cut from the tail, as on every open.
-check cannot verify a queue that another process has open.
+Opening a queue that nobody has open recovers it as after a crash: records
+written after the last flush that fail their check are cut from the tail,
+as on every open. A queue that a program has open is checked beside it, as
+a reader, without stopping it, up to the tail that program has published.
 `
 
 // runCheck implements "bigqueue check".

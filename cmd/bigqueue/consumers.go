@@ -28,7 +28,8 @@ the offset the next enqueued message gets.
 goes, and so do the arenas that only it still needed. An unknown name is an
 error (exit status 1).
 
-consumers opens the queue, so it fails while another process has it open.
+consumers works on a queue that a program has open, beside it, as a reader;
+-delete then cannot delete a consumer that program holds (an error).
 `
 
 // consumersJSON is the -json output of consumers. Its field names are part
@@ -79,7 +80,7 @@ func runConsumers(e *env, args []string) error {
 		case errors.Is(err, bigqueue.ErrUnknownConsumer):
 			return errorf("delete consumer %q: no consumer of that name in %s", *del, dir)
 		case err != nil:
-			return errorf("delete consumer %q in %s: %w", *del, dir, err)
+			return errorf("%s: %w", dir, err) // the error names the consumer
 		}
 		return nil
 	}

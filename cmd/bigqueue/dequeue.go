@@ -112,7 +112,7 @@ func runDequeue(e *env, args []string) error {
 	var c *bigqueue.Consumer
 	if *consumer != "" {
 		if c, err = q.NewConsumer(*consumer); err != nil {
-			return errors.Join(errorf("consumer %q: %w", *consumer, err), closeQueue(q))
+			return errors.Join(errorf("%w", err), closeQueue(q)) // the error names the consumer
 		}
 	}
 	out := newOutput(e.stdout, format)

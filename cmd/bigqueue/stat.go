@@ -22,7 +22,8 @@ dequeued yet). The default consumer is listed first as (default).
    "consumers": [{"name", "default", "position", "backlog"}]}
 where the default consumer has "name": "" and "default": true.
 
-stat opens the queue, so it fails while another process has it open.
+stat works on a queue that a program has open, beside it, as a reader,
+showing the state that program has published.
 `
 
 // statJSON is the -json output of stat. Its field names are part of the
