@@ -116,36 +116,31 @@ func (c *Consumer) Seek(offset uint64) error {
 
 // offsetPosition is the common start of Seek and CommitOffset (op names
 // which in errors): the consumer usable, a reader's view refreshed, and the
-// position of offset. The queue's lock is held. In a reader, the writer's
-// SetDropOldest may retire the arenas walked meanwhile: a head that has
-// moved on says so, and the walk is made again from there (an offset now
-// before the head is out of range).
+// position of offset. The queue's lock is held. In a reader, a walk over
+// arenas SetDropOldest retired meanwhile is made again (readerRetry): an
+// offset now before the head is out of range.
 func (c *Consumer) offsetPosition(offset uint64, op string) (position, error) {
 	if err := c.q.usable(c.st); err != nil {
 		return position{}, err
 	}
-	for {
-		if c.q.reader {
-			c.q.refresh()
-			if testHookReaderRefreshed != nil {
-				testHookReaderRefreshed()
-			}
+	var p position
+	var err error
+	if c.q.reader {
+		err = c.q.readerRetry(func() error {
 			if x := c.q.s.idx; len(x.entries) == 0 || x.entries[len(x.entries)-1].start.seq < int64(min(offset, math.MaxInt64)) {
 				x.catchUp(c.q.s.messageArena(c.q.head.pos), c.q.tail.pos)
 			}
-		}
-		head := c.q.head
-		p, err := c.q.positionOf(offset, &c.st.win)
-		if err != nil && c.q.reader && errors.Is(err, ErrCorrupt) {
-			if c.q.refresh(); c.q.head != head {
-				continue
-			}
-		}
-		if err != nil {
-			return position{}, errorf("consumer %q: %s: %w", c.st.name, op, err)
-		}
-		return p, nil
+			var perr error
+			p, perr = c.q.positionOf(offset, &c.st.win)
+			return perr
+		})
+	} else {
+		p, err = c.q.positionOf(offset, &c.st.win)
 	}
+	if err != nil {
+		return position{}, errorf("consumer %q: %s: %w", c.st.name, op, err)
+	}
+	return p, nil
 }
 
 // Committed returns the committed offset: where a reopened queue resumes.

@@ -147,29 +147,39 @@ func (q *MmapQueue) peek(st *consumerState) ([]byte, error) {
 	return out, err
 }
 
-// testHookReaderRefreshed, when set, is called by readerReadLocked after
-// it refreshes, before it reads.
+// testHookReaderRefreshed, when set, is called by readerRetry after it
+// refreshes, before op.
 var testHookReaderRefreshed func()
 
-// readerReadLocked is readLocked in a reader: the writer may retire the
-// arena under a position just refreshed (SetDropOldest); a head that has
-// moved on since says so, the cursor has moved with it, and the read is
-// tried again.
-func (q *MmapQueue) readerReadLocked(st *consumerState, dst []byte, commit bool) ([]byte, int64, error) {
+// readerRetry runs op in a reader, on a view of the queue just refreshed.
+// The writer's SetDropOldest may retire an arena op reads meanwhile: when
+// op fails with ErrCorrupt and a refresh shows that the head has moved on
+// (the cursors with it), op runs again from there.
+func (q *MmapQueue) readerRetry(op func() error) error {
 	for {
 		q.refresh()
 		if testHookReaderRefreshed != nil {
 			testHookReaderRefreshed()
 		}
 		head := q.head
-		out, off, err := q.readLocked(st, dst, commit)
+		err := op()
 		if err == nil || !errors.Is(err, ErrCorrupt) {
-			return out, off, err
+			return err
 		}
 		if q.refresh(); q.head == head {
-			return out, off, err
+			return err
 		}
 	}
+}
+
+// readerReadLocked is readLocked in a reader (see readerRetry).
+func (q *MmapQueue) readerReadLocked(st *consumerState, dst []byte, commit bool) (out []byte, off int64, err error) {
+	err = q.readerRetry(func() error {
+		var rerr error
+		out, off, rerr = q.readLocked(st, dst, commit)
+		return rerr
+	})
+	return out, off, err
 }
 
 func (q *MmapQueue) dequeueString(st *consumerState) (string, error) {
@@ -342,7 +352,6 @@ func (q *MmapQueue) pollWait(ctx context.Context, st *consumerState, commit bool
 			q.mu.Unlock()
 			return Message{}, err
 		}
-		q.refresh()
 		m, err := q.nextLocked(st, commit)
 		q.mu.Unlock()
 		if !errors.Is(err, ErrEmptyQueue) {
@@ -405,6 +414,9 @@ const (
 // it; with commit set it commits it too (the DequeueWait side of wait).
 func (q *MmapQueue) nextLocked(st *consumerState, commit bool) (Message, error) {
 	if !commit {
+		if q.reader {
+			q.refresh()
+		}
 		return q.readNextLocked(st)
 	}
 	var data []byte

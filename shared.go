@@ -139,9 +139,7 @@ func (q *MmapQueue) learnConsumers() error {
 		// Gone, or deleted and made anew under its name by another
 		// process (then the file is loaded again below).
 		if file := consumerFileName(name); !onDisk[file] || !q.d.holds(file, st.mf.id) {
-			delete(q.consumers, name)
-			st.deleted = true
-			_ = joinErrors(st.mf.close(), st.win.close())
+			q.forget(st)
 		}
 	}
 	known := make(map[string]bool, len(q.consumers))
