@@ -41,8 +41,12 @@ type MmapQueue struct {
 	syncedHead position // head as of the last flush
 	def        *consumerState
 	consumers  map[string]*consumerState
-	waiters    chan struct{} // closed to wake DequeueWait; nil while none waits
-	waiting    int           // DequeueWait and ReadWait calls blocked on waiters
+	// damaged holds the named consumers' files that are damaged, by file
+	// name, with the error each gave (see damagedConsumer): while there is
+	// one, nothing is retired.
+	damaged map[string]error
+	waiters chan struct{} // closed to wake DequeueWait; nil while none waits
+	waiting int           // DequeueWait and ReadWait calls blocked on waiters
 	// roomWaiters is closed to wake EnqueueWait when arenas are retired or
 	// a consumer moves past an arena; nil while none waits.
 	roomWaiters chan struct{}
@@ -87,6 +91,7 @@ func NewMmapQueue(dir string, opts ...Option) (*MmapQueue, error) {
 		conf:      conf,
 		lockFile:  lockFile,
 		consumers: make(map[string]*consumerState),
+		damaged:   make(map[string]error),
 		flushReq:  make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 	}

@@ -1,11 +1,15 @@
 package bigqueue
 
+import "slices"
+
 // Check reads every record the queue keeps, from the head to the tail as
 // they are when it starts, and verifies its checksum; it also checks that
 // every consumer's cursor and committed offset stand at the start of a
 // record. The first damage found is returned as an error wrapping
 // ErrCorrupt that names the file and position. Opening the queue has
-// already checked the index and the consumer files.
+// already checked the index and the consumer files; when the records are
+// intact, a named consumer's file found damaged (see DeleteConsumer) is
+// the damage returned.
 //
 // Check does not stop producers and consumers while it runs: it holds the
 // queue's lock for one arena's records at a time. Records that consumers
@@ -20,6 +24,7 @@ func (q *MmapQueue) Check() (err error) {
 		q.refresh()
 	}
 	head, tail := q.head, q.tail
+	damaged := q.firstDamaged()
 	waiting := make(map[int64][]string)
 	for _, st := range q.allConsumers() {
 		name := st.name
@@ -61,7 +66,23 @@ func (q *MmapQueue) Check() (err error) {
 				names[0], pos, ErrCorrupt)
 		}
 	}
+	if damaged != nil {
+		return errorf("check: %w", damaged)
+	}
 	return nil
+}
+
+// firstDamaged returns the error of the first damaged consumer file, by
+// name, or nil.
+func (q *MmapQueue) firstDamaged() error {
+	files := make([]string, 0, len(q.damaged))
+	for file := range q.damaged {
+		files = append(files, file)
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	return q.damaged[slices.Min(files)]
 }
 
 // checkArena verifies, under the lock, the records from at on that start in

@@ -187,6 +187,8 @@ func (s *consumerState) readPosition() bool {
 }
 
 // loadConsumers opens the default consumer and every named consumer in dir.
+// A named consumer whose file is damaged does not stop the queue from
+// opening: it is set aside (see damagedConsumer).
 func (q *MmapQueue) loadConsumers(names []string) error {
 	def, err := openConsumerFile(q.d, defaultConsumerFile, q.reader)
 	if err != nil {
@@ -197,19 +199,56 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 		return errorf("%s: default consumer file holds name %q: %w", def.mf.path, def.name, ErrCorrupt)
 	}
 	for _, file := range names {
-		st, err := openConsumerFile(q.d, file, q.reader)
-		if errors.Is(err, fs.ErrNotExist) {
+		st, err := openNamedConsumerFile(q.d, file, q.reader)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			continue // deleted by another process since it was listed
-		}
-		if err != nil {
+		case isDamage(err):
+			q.damaged[file] = err
+			continue
+		case err != nil:
 			return err
 		}
 		q.consumers[st.name] = st
-		if st.name == "" || consumerFileName(st.name) != file {
-			return errorf("%s: holds name %q, which belongs in another file: %w", st.mf.path, st.name, ErrCorrupt)
-		}
 	}
 	return nil
+}
+
+// openNamedConsumerFile is openConsumerFile for a named consumer's file:
+// the name the file holds must be one whose file it is.
+func openNamedConsumerFile(d qdir, file string, readOnly bool) (*consumerState, error) {
+	st, err := openConsumerFile(d, file, readOnly)
+	if err != nil {
+		return nil, err
+	}
+	if st.name == "" || consumerFileName(st.name) != file {
+		_ = st.mf.close()
+		return nil, errorf("%s: holds name %q, which belongs in another file: %w", st.mf.path, st.name, ErrCorrupt)
+	}
+	return st, nil
+}
+
+// A named consumer's file that is damaged (isDamage: its header, its name
+// or both durable slots fail their checks) costs that consumer, not the
+// queue: the queue opens without it, and the file is left as it is, for
+// DeleteConsumer to remove. Meanwhile its name answers ErrCorrupt, Stats
+// and Check report the file, and the writer retires no arena, since what
+// the consumer still needed cannot be known. A file that is missing when
+// opened was deleted by another process meanwhile, which is not damage.
+func isDamage(err error) bool {
+	return errors.Is(err, ErrCorrupt) && !errors.Is(err, fs.ErrNotExist)
+}
+
+// damagedConsumer records that the file of consumer name is damaged (err,
+// from opening it) and returns the error for the caller. A state this
+// process knew under that name, not held here, is forgotten: its file is
+// no longer one it can read.
+func (q *MmapQueue) damagedConsumer(name, file string, err error) error {
+	q.damaged[file] = err
+	if st, ok := q.consumers[name]; ok && st.held < 0 {
+		q.forget(st)
+	}
+	return errorf("consumer %q is damaged, deleting it starts it anew: %w", name, err)
 }
 
 // Name returns the consumer's name.
@@ -341,7 +380,7 @@ func (q *MmapQueue) openNamedConsumer(name string, at *position, create bool) (*
 		q.refresh()
 	}
 	file := consumerFileName(name)
-	st, err := openConsumerFile(q.d, file, false)
+	st, err := openNamedConsumerFile(q.d, file, false)
 	if err != nil && create && errors.Is(err, ErrCorrupt) && errors.Is(err, fs.ErrNotExist) {
 		start := q.head
 		if at != nil && at.pos > start.pos {
@@ -350,11 +389,15 @@ func (q *MmapQueue) openNamedConsumer(name string, at *position, create bool) (*
 		if err := createConsumerFile(q.d, file, name, start); err != nil {
 			return nil, errorf("new consumer %q: %w", name, err)
 		}
-		st, err = openConsumerFile(q.d, file, false)
+		st, err = openNamedConsumerFile(q.d, file, false)
+	}
+	if isDamage(err) {
+		return nil, q.damagedConsumer(name, file, err)
 	}
 	if err != nil {
 		return nil, errorf("consumer %q: %w", name, err)
 	}
+	delete(q.damaged, file)
 	if old, ok := q.consumers[name]; ok {
 		_ = joinErrors(old.mf.close(), old.win.close())
 	}
@@ -400,6 +443,10 @@ func (q *MmapQueue) Consumers() []string {
 // that arenas only it still needed are deleted before it returns. Handles
 // to it return ErrUnknownConsumer afterwards. An unknown name returns an
 // error wrapping ErrUnknownConsumer.
+//
+// A consumer whose file is damaged (NewConsumer returns ErrCorrupt for
+// it, Stats lists its file in DamagedConsumers) is deleted the same way;
+// until it is, the queue retires no arena.
 func (q *MmapQueue) DeleteConsumer(name string) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -419,6 +466,9 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 		}
 		if errors.Is(err, ErrLocked) {
 			return errorf("delete consumer %q: %w", name, ErrLocked) // once named
+		}
+		if isDamage(err) {
+			return q.deleteDamaged(name)
 		}
 		if err != nil {
 			return errorf("delete consumer %q: %w", name, err)
@@ -447,6 +497,34 @@ func (q *MmapQueue) DeleteConsumer(name string) error {
 	}
 	if q.reader {
 		return nil // the writer gives back what it pinned at its next flush
+	}
+	return q.flushLocked()
+}
+
+// deleteDamaged removes the damaged file of consumer name, under the
+// reclaim lock as DeleteConsumer removes any consumer's file, unless a
+// process holds it (ErrLocked): one that had it open before the damage
+// still reads its own mapping, and may write it whole again.
+func (q *MmapQueue) deleteDamaged(name string) error {
+	file := consumerFileName(name)
+	unlock, err := q.lockReclaim()
+	if err != nil {
+		return errorf("delete consumer %q: %w", name, err)
+	}
+	err = q.removeUnheld(file)
+	unlock()
+	if errors.Is(err, ErrLocked) {
+		return errorf("delete consumer %q: %w", name, ErrLocked)
+	}
+	if err == nil {
+		err = q.d.sync()
+	}
+	if err != nil {
+		return errorf("delete consumer %q: %w", name, err)
+	}
+	delete(q.damaged, file)
+	if q.reader {
+		return nil
 	}
 	return q.flushLocked()
 }

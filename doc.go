@@ -135,7 +135,11 @@ ErrTooFewInMemArenas come unwrapped, as from the reference, so that == works
 for them too, and an error that wraps one other unwraps with errors.Unwrap,
 as fmt.Errorf's does. Damaged files give ErrCorrupt or
 ErrIncompatibleVersion, never a panic; Dequeue of a record whose checksum
-fails returns ErrCorrupt and does not move the consumer.
+fails returns ErrCorrupt and does not move the consumer. A named consumer
+whose file is damaged costs that consumer only: the queue opens without
+it, its name gets ErrCorrupt, Stats lists the file in DamagedConsumers and
+Check reports it, and no arena is deleted until DeleteConsumer removes it
+(what it still needed cannot be known).
 
 # Files
 

@@ -52,6 +52,7 @@ func OpenReader(dir string, opts ...Option) (*MmapQueue, error) {
 		reader:    true,
 		conf:      conf,
 		consumers: make(map[string]*consumerState),
+		damaged:   make(map[string]error),
 		flushReq:  make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 	}

@@ -200,8 +200,12 @@ func (q *MmapQueue) retainFrom(r int64) (position, bool) {
 }
 
 // slowest returns the lowest position a consumer needs: its cursor or its
-// committed offset, whichever is behind.
+// committed offset, whichever is behind; the head while a consumer's file
+// is damaged (what it needs is unknown, see isDamage).
 func (q *MmapQueue) slowest() position {
+	if len(q.damaged) > 0 {
+		return q.head
+	}
 	min := q.def.low()
 	for _, st := range q.consumers {
 		if low := st.low(); low.pos < min.pos {

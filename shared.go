@@ -132,6 +132,11 @@ func (q *MmapQueue) learnConsumers() error {
 	for _, file := range l.consumerFiles {
 		onDisk[file] = true
 	}
+	for file := range q.damaged {
+		if !onDisk[file] {
+			delete(q.damaged, file) // deleted by another process
+		}
+	}
 	for name, st := range q.consumers {
 		if st.held >= 0 {
 			continue
@@ -150,17 +155,17 @@ func (q *MmapQueue) learnConsumers() error {
 		if known[file] {
 			continue
 		}
-		st, err := openConsumerFile(q.d, file, q.reader)
-		if err != nil {
-			if errors.Is(err, ErrCorrupt) {
-				continue // being created (rename pending) or deleted: next time
-			}
+		st, err := openNamedConsumerFile(q.d, file, q.reader)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue // deleted since it was listed
+		case isDamage(err):
+			q.damaged[file] = err
+			continue
+		case err != nil:
 			return err
 		}
-		if st.name == "" || consumerFileName(st.name) != file {
-			_ = st.mf.close()
-			continue
-		}
+		delete(q.damaged, file)
 		q.consumers[st.name] = st
 	}
 	for _, st := range q.consumers {
@@ -200,6 +205,27 @@ func (q *MmapQueue) heldElsewhere(st *consumerState) bool {
 	}
 	defer func() { _ = unix.Close(fd) }() // closing drops the lock
 	return errors.Is(flockNB(fd), unix.EWOULDBLOCK)
+}
+
+// removeUnheld removes the file of a consumer that no process holds (it
+// takes the lock for the moment, as heldElsewhere does); ErrLocked when
+// one does. The reclaim lock is held.
+func (q *MmapQueue) removeUnheld(file string) error {
+	fd, err := openat(q.d.fd, file, unix.O_RDONLY)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil // removed meanwhile
+		}
+		return errorf("open %s: %w", q.d.join(file), err)
+	}
+	defer func() { _ = unix.Close(fd) }() // closing drops the lock
+	if err := flockNB(fd); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return ErrLocked
+		}
+		return errorf("lock %s: %w", q.d.join(file), err)
+	}
+	return q.d.remove(file)
 }
 
 // moveUnheld moves a consumer this process does not hold to p: in its file

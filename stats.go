@@ -15,6 +15,10 @@ type Stats struct {
 	Tail      int64           // position the next message will be written at
 	Messages  int             // messages kept between Head and Tail
 	Consumers []ConsumerStats // the default consumer (Name "") first, then the named ones by name
+	// DamagedConsumers lists, sorted, the files (names in the queue's
+	// directory) of named consumers that are damaged: their names answer
+	// ErrCorrupt, and no arena is retired until DeleteConsumer removes them.
+	DamagedConsumers []string
 }
 
 // ConsumerStats describes one consumer in Stats.
@@ -65,6 +69,10 @@ func (q *MmapQueue) Stats() (Stats, error) {
 	for _, name := range names {
 		s.Consumers = append(s.Consumers, q.consumerStats(q.consumers[name]))
 	}
+	for file := range q.damaged {
+		s.DamagedConsumers = append(s.DamagedConsumers, file)
+	}
+	slices.Sort(s.DamagedConsumers)
 	return s, nil
 }
 

@@ -13,7 +13,8 @@ verifying each one's header and checksum. When all are intact it prints
 "ok: ..." with what it verified and exits 0. Otherwise it prints what is
 damaged and where (the file and the byte position) and exits 1; it also
 exits 1 when the queue cannot be opened at all, for example because its
-index is damaged.
+index is damaged, and when a named consumer's file is damaged ('bigqueue
+consumers -delete NAME' deletes that consumer).
 
 Opening a queue that nobody has open recovers it as after a crash: records
 written after the last flush that fail their check are cut from the tail,

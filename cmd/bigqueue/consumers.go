@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strconv"
 
@@ -19,14 +20,19 @@ queue. Offsets count messages: 0 is the first message ever enqueued into
 the queue. The default consumer is not listed ('bigqueue stat' shows it).
 A queue without named consumers prints nothing.
 
+A named consumer whose file is damaged cannot be read, nor its name known:
+it is listed after the others as "damaged: FILE". Its name gives an error
+until -delete removes it, and until then the queue deletes no arena.
+
 -json prints one JSON object instead:
-  {"dir", "oldest", "next", "consumers": [{"name", "offset", "backlog"}]}
+  {"dir", "oldest", "next", "consumers": [{"name", "offset", "backlog"}],
+   "damaged": [file, ...]}
 where oldest is the offset of the oldest message the queue keeps and next
 the offset the next enqueued message gets.
 
 -delete NAME deletes the named consumer NAME instead of listing: its file
-goes, and so do the arenas that only it still needed. An unknown name is an
-error (exit status 1).
+goes, damaged or not, and so do the arenas that only it still needed. An
+unknown name is an error (exit status 1).
 
 consumers works on a queue that a program has open, beside it, as a reader;
 -delete then cannot delete a consumer that program holds (an error).
@@ -39,6 +45,7 @@ type consumersJSON struct {
 	Oldest    uint64              `json:"oldest"`
 	Next      uint64              `json:"next"`
 	Consumers []namedConsumerJSON `json:"consumers"`
+	Damaged   []string            `json:"damaged"` // files of damaged named consumers
 }
 
 // namedConsumerJSON is one consumer in consumersJSON.
@@ -109,7 +116,7 @@ func listConsumers(q *bigqueue.MmapQueue, dir string) (consumersJSON, error) {
 	if err != nil {
 		return consumersJSON{}, err
 	}
-	out := consumersJSON{Dir: dir, Consumers: []namedConsumerJSON{}}
+	out := consumersJSON{Dir: dir, Consumers: []namedConsumerJSON{}, Damaged: append([]string{}, st.DamagedConsumers...)}
 	out.Oldest, out.Next = q.Offsets()
 	for _, c := range st.Consumers {
 		if c.Name == "" {
@@ -131,15 +138,22 @@ func writeConsumersJSON(w io.Writer, list consumersJSON) error {
 }
 
 // writeConsumersText writes the consumers as an aligned table, or nothing
-// when there are none.
+// when there are none, then a line for each damaged consumer file.
 func writeConsumersText(w io.Writer, list consumersJSON) error {
-	if len(list.Consumers) == 0 {
-		return nil
+	if len(list.Consumers) > 0 {
+		rows := [][]string{{"CONSUMER", "OFFSET", "BACKLOG"}}
+		for _, c := range list.Consumers {
+			rows = append(rows, []string{consumerLabel(c.Name),
+				strconv.FormatUint(c.Offset, 10), strconv.FormatUint(c.Backlog, 10)})
+		}
+		if err := writeTable(w, rows); err != nil {
+			return err
+		}
 	}
-	rows := [][]string{{"CONSUMER", "OFFSET", "BACKLOG"}}
-	for _, c := range list.Consumers {
-		rows = append(rows, []string{consumerLabel(c.Name),
-			strconv.FormatUint(c.Offset, 10), strconv.FormatUint(c.Backlog, 10)})
+	for _, file := range list.Damaged {
+		if _, err := fmt.Fprintf(w, "damaged: %s\n", file); err != nil {
+			return err
+		}
 	}
-	return writeTable(w, rows)
+	return nil
 }

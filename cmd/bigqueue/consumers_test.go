@@ -1,7 +1,11 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,7 +33,7 @@ func TestConsumersList(t *testing.T) {
 		{Name: "reader", Offset: 4, Backlog: 6},
 		{Name: "two words", Offset: 10, Backlog: 0},
 		{Name: "zeta", Offset: 0, Backlog: 10},
-	}}, list)
+	}, Damaged: []string{}}, list)
 
 	out := mustRun(t, "", "consumers", dir).stdout
 	assert.Equal(t, ""+
@@ -51,7 +55,7 @@ func TestConsumersNone(t *testing.T) {
 	assert.Empty(t, r.stdout, "no named consumers: nothing to list")
 	assert.Empty(t, r.stderr)
 	list := consumersJSONOf(t, dir)
-	assert.Equal(t, consumersJSON{Dir: dir, Oldest: 0, Next: 1, Consumers: []namedConsumerJSON{}}, list)
+	assert.Equal(t, consumersJSON{Dir: dir, Oldest: 0, Next: 1, Consumers: []namedConsumerJSON{}, Damaged: []string{}}, list)
 	assert.Contains(t, mustRun(t, "", "consumers", "-json", dir).stdout, `"consumers": []`)
 }
 
@@ -88,4 +92,38 @@ func TestConsumersErrors(t *testing.T) {
 	assertOneLineError(t, r, exitUsage, "does not go with -delete")
 	r = runTool(t, "", "consumers", t.TempDir())
 	assertOneLineError(t, r, exitFail, "no queue in")
+}
+
+// TestConsumersDamaged: a named consumer whose file is damaged does not
+// take the queue with it: stat and consumers list its file, check fails
+// naming it, and consumers -delete removes it.
+func TestConsumersDamaged(t *testing.T) {
+	dir := consumerQueue(t) // 10 messages; default read 1, "reader" 4, "zeta" none
+	sum := sha256.Sum256([]byte("zeta"))
+	file := "consumer-" + hex.EncodeToString(sum[:16]) + ".dat"
+	require.FileExists(t, filepath.Join(dir, file), "the test's idea of a consumer's file name")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, file), make([]byte, 4096), 0o644))
+
+	assert.Contains(t, mustRun(t, "", "stat", dir).stdout, "damaged     consumer file "+file+" (no arena is deleted until it is)\n")
+	assert.Equal(t, []string{file}, statJSONOf(t, dir).Damaged)
+	assert.Equal(t, ""+
+		"CONSUMER  OFFSET  BACKLOG\n"+
+		"reader         4        6\n"+
+		"damaged: "+file+"\n", mustRun(t, "", "consumers", dir).stdout)
+	list := consumersJSONOf(t, dir)
+	assert.Equal(t, []string{file}, list.Damaged)
+	assert.Len(t, list.Consumers, 1)
+
+	r := runTool(t, "", "check", dir)
+	assertOneLineError(t, r, exitFail, file)
+	r = runTool(t, "", "dequeue", "-consumer", "zeta", dir)
+	assertOneLineError(t, r, exitFail, `consumer "zeta" is damaged`)
+
+	mustRun(t, "", "consumers", "-delete", "zeta", dir)
+	assert.NoFileExists(t, filepath.Join(dir, file))
+	list = consumersJSONOf(t, dir)
+	assert.Empty(t, list.Damaged)
+	assert.Contains(t, mustRun(t, "", "check", dir).stdout, "ok: ")
+	assert.Equal(t, lines(numbered(10)[list.Oldest:]...), mustRun(t, "", "dequeue", "-consumer", "zeta", dir).stdout,
+		"made anew, zeta starts at the oldest message kept")
 }

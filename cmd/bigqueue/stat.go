@@ -17,9 +17,14 @@ message) and tail (where the next message goes), how many messages it keeps,
 and every consumer with its position and backlog (messages it has not
 dequeued yet). The default consumer is listed first as (default).
 
+A named consumer whose file is damaged is listed by its file under
+"damaged": its name gives an error until 'bigqueue consumers -delete NAME'
+deletes it, and until then the queue deletes no arena.
+
 -json prints the same as one JSON object:
   {"dir", "arena_size", "arenas", "disk_bytes", "head", "tail", "messages",
-   "consumers": [{"name", "default", "position", "backlog"}]}
+   "consumers": [{"name", "default", "position", "backlog"}],
+   "damaged_consumers": [file, ...]}
 where the default consumer has "name": "" and "default": true.
 
 stat works on a queue that a program has open, beside it, as a reader,
@@ -37,6 +42,7 @@ type statJSON struct {
 	Tail      int64          `json:"tail"`
 	Messages  int            `json:"messages"`
 	Consumers []consumerJSON `json:"consumers"`
+	Damaged   []string       `json:"damaged_consumers"` // files of damaged named consumers
 }
 
 // consumerJSON is one consumer in statJSON.
@@ -90,6 +96,7 @@ func writeStatJSON(w io.Writer, dir string, st bigqueue.Stats) error {
 		Tail:      st.Tail,
 		Messages:  st.Messages,
 		Consumers: make([]consumerJSON, 0, len(st.Consumers)),
+		Damaged:   append([]string{}, st.DamagedConsumers...),
 	}
 	for _, c := range st.Consumers {
 		out.Consumers = append(out.Consumers, consumerJSON{
@@ -115,6 +122,9 @@ func writeStatText(w io.Writer, dir string, st bigqueue.Stats) error {
 	_, _ = fmt.Fprintf(tw, "head\t%d\n", st.Head)
 	_, _ = fmt.Fprintf(tw, "tail\t%d\n", st.Tail)
 	_, _ = fmt.Fprintf(tw, "messages\t%d\n", st.Messages)
+	for _, file := range st.DamagedConsumers {
+		_, _ = fmt.Fprintf(tw, "damaged\tconsumer file %s (no arena is deleted until it is)\n", file)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
