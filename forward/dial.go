@@ -2,7 +2,6 @@ package forward
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/url"
 	"strings"
@@ -10,7 +9,7 @@ import (
 
 // ErrBadSink is wrapped by the errors of a sink address or configuration
 // that cannot work: an unknown scheme, no host, no topic or subject.
-var ErrBadSink = errors.New("forward: bad sink")
+var ErrBadSink = errors.New(prefix + "bad sink")
 
 // ClosingSink is a Sink that holds a connection until Close.
 type ClosingSink interface {
@@ -28,7 +27,7 @@ type ClosingSink interface {
 func Dial(addr string) (ClosingSink, error) {
 	scheme, rest, ok := strings.Cut(addr, "://")
 	if !ok {
-		return nil, fmt.Errorf("%w %q: want kafka://HOST:PORT/TOPIC or nats://HOST:PORT/SUBJECT", ErrBadSink, addr)
+		return nil, errorf("%w %q: want kafka://HOST:PORT/TOPIC or nats://HOST:PORT/SUBJECT", ErrBadSink, addr)
 	}
 	hosts, dest, _ := strings.Cut(rest, "/")
 	dest, query, _ := strings.Cut(dest, "?")
@@ -36,20 +35,20 @@ func Dial(addr string) (ClosingSink, error) {
 	if query != "" {
 		v, err := url.ParseQuery(query)
 		if err != nil {
-			return nil, fmt.Errorf("%w %q: %w", ErrBadSink, addr, err)
+			return nil, errorf("%w %q: %w", ErrBadSink, addr, err)
 		}
 		for k := range v {
 			if k != "msg-id-prefix" || scheme != "nats" {
-				return nil, fmt.Errorf("%w %q: unknown parameter %q", ErrBadSink, addr, k)
+				return nil, errorf("%w %q: unknown parameter %q", ErrBadSink, addr, k)
 			}
 		}
 		prefix = v.Get("msg-id-prefix")
 	}
 	switch {
 	case hosts == "":
-		return nil, fmt.Errorf("%w %q: no host", ErrBadSink, addr)
+		return nil, errorf("%w %q: no host", ErrBadSink, addr)
 	case dest == "":
-		return nil, fmt.Errorf("%w %q: no topic or subject after the host", ErrBadSink, addr)
+		return nil, errorf("%w %q: no topic or subject after the host", ErrBadSink, addr)
 	}
 	switch scheme {
 	case "kafka":
@@ -57,6 +56,6 @@ func Dial(addr string) (ClosingSink, error) {
 	case "nats":
 		return NewJetStream(JetStreamConfig{URL: "nats://" + hosts, Subject: dest, MsgIDPrefix: prefix})
 	default:
-		return nil, fmt.Errorf("%w %q: unknown scheme %q (kafka or nats)", ErrBadSink, addr, scheme)
+		return nil, errorf("%w %q: unknown scheme %q (kafka or nats)", ErrBadSink, addr, scheme)
 	}
 }

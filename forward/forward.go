@@ -17,7 +17,6 @@ package forward
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -138,7 +137,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	// Messages read but not committed are read again: the forwarder
 	// starts from the committed offset.
 	if err := f.c.Seek(f.c.Committed()); err != nil {
-		return fmt.Errorf("forward: %w", err)
+		return errorf("%w", err)
 	}
 	f.carry = nil
 	// A send outlives ctx by StopGrace.
@@ -212,7 +211,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		if acked > 0 {
 			if cerr := f.c.CommitOffset(fl.batch[acked-1].Offset + 1); cerr != nil {
 				abandon()
-				return fmt.Errorf("forward: commit: %w", cerr)
+				return errorf("commit: %w", cerr)
 			}
 			f.prog.Forwarded += uint64(acked)
 			f.prog.Committed = fl.batch[acked-1].Offset + 1
@@ -224,7 +223,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			continue
 		}
 		if err == nil {
-			err = fmt.Errorf("forward: %d of a batch of %d acknowledged, without an error", acked, len(fl.batch))
+			err = errorf("%d of a batch of %d acknowledged, without an error", acked, len(fl.batch))
 		}
 		// What was sent after the failure is not committed, whatever
 		// became of it: wait for it, then read again from the first
@@ -232,7 +231,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 		abandon()
 		f.carry = nil
 		if serr := f.c.Seek(f.c.Committed()); serr != nil {
-			return fmt.Errorf("forward: %w", serr)
+			return errorf("%w", serr)
 		}
 		f.prog.Failures++
 		f.prog.LastError = err
@@ -278,7 +277,7 @@ func (f *Forwarder) fill(ctx context.Context, batch []Record, wait bool) ([]Reco
 			break
 		}
 		if err != nil {
-			return batch, fmt.Errorf("forward: read: %w", err)
+			return batch, errorf("read: %w", err)
 		}
 		if len(batch) > 0 && size+len(m.Data) > f.opts.MaxBatchBytes {
 			f.carry = &Record{m.Offset, m.Data} // it starts the next batch

@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -73,7 +72,7 @@ type JetStream struct {
 // and the Forwarder sends it again.
 func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	if cfg.Subject == "" {
-		return nil, fmt.Errorf("%w: jetstream sink for %s: no subject", ErrBadSink, cfg.URL)
+		return nil, errorf("%w: jetstream sink for %s: no subject", ErrBadSink, cfg.URL)
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = DefaultDeliveryTimeout
@@ -82,14 +81,14 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	opts := append([]nats.Option{nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true)}, cfg.Options...)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("forward: connect to %s: %w", cfg.URL, err)
+		return nil, errorf("connect to %s: %w", cfg.URL, err)
 	}
 	// What is in flight is bounded by the Forwarder's batch, not here.
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
 		jetstream.WithPublishAsyncMaxPending(1<<16))
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("forward: jetstream on %s: %w", cfg.URL, err)
+		return nil, errorf("jetstream on %s: %w", cfg.URL, err)
 	}
 	return &JetStream{url: cfg.URL, nc: nc, js: js, subject: cfg.Subject, prefix: cfg.MsgIDPrefix}, nil
 }
@@ -189,15 +188,15 @@ func (s *JetStream) connected() error {
 	case nats.CONNECTED:
 		return nil
 	case nats.CLOSED:
-		return fmt.Errorf("%s: %w", s.url, nats.ErrConnectionClosed)
+		return errorf("%s: %w", s.url, nats.ErrConnectionClosed)
 	default:
-		return fmt.Errorf("not connected to %s (%s): %w", s.url, st, nats.ErrConnectionReconnecting)
+		return errorf("not connected to %s (%s): %w", s.url, st, nats.ErrConnectionReconnecting)
 	}
 }
 
 // failed says that publishing the message at offset failed with err.
 func (s *JetStream) failed(offset uint64, err error) error {
-	return fmt.Errorf("forward: publish offset %d to %s: %w", offset, s.subject, err)
+	return errorf("publish offset %d to %s: %w", offset, s.subject, err)
 }
 
 // errAfterFailure refuses a batch published while an earlier one failed:

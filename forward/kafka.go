@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -48,7 +47,7 @@ const DefaultDeliveryTimeout = 10 * time.Second
 // timeout, or as soon as its context ends, and the Forwarder retries.
 func NewKafka(seeds []string, topic string, opts ...kgo.Opt) (*Kafka, error) {
 	if topic == "" {
-		return nil, fmt.Errorf("%w: kafka sink for %v: no topic", ErrBadSink, seeds)
+		return nil, errorf("%w: kafka sink for %v: no topic", ErrBadSink, seeds)
 	}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
@@ -66,7 +65,7 @@ func NewKafka(seeds []string, topic string, opts ...kgo.Opt) (*Kafka, error) {
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("forward: kafka client for %v: %w", seeds, err)
+		return nil, errorf("kafka client for %v: %w", seeds, err)
 	}
 	return &Kafka{cl: cl, topic: topic}, nil
 }
@@ -101,7 +100,7 @@ func (s *Kafka) Send(ctx context.Context, batch []Record) (int, error) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			return i, fmt.Errorf("forward: produce offset %d to %s: %w", batch[i].Offset, s.topic, err)
+			return i, errorf("produce offset %d to %s: %w", batch[i].Offset, s.topic, err)
 		}
 	}
 	return len(batch), nil

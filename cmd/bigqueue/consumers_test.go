@@ -116,8 +116,14 @@ func TestConsumersDamaged(t *testing.T) {
 
 	r := runTool(t, "", "check", dir)
 	assertOneLineError(t, r, exitFail, file)
-	r = runTool(t, "", "dequeue", "-consumer", "zeta", dir)
-	assertOneLineError(t, r, exitFail, `consumer "zeta" is damaged`)
+	for _, args := range [][]string{
+		{"dequeue", "-consumer", "zeta", dir},
+		{"forward", "-consumer", "zeta", "-to", "nats://127.0.0.1:1/s", dir},
+	} {
+		r = runTool(t, "", args...)
+		assertOneLineError(t, r, exitFail, `bigqueue: consumer "zeta" is damaged, deleting it starts it anew: `)
+		assert.Equal(t, 1, strings.Count(r.stderr, "zeta"), "%s names the consumer once: %s", args[0], r.stderr)
+	}
 
 	mustRun(t, "", "consumers", "-delete", "zeta", dir)
 	assert.NoFileExists(t, filepath.Join(dir, file))

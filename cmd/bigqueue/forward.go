@@ -85,7 +85,7 @@ func runForward(e *env, args []string) error {
 	}
 	c, err := q.NewConsumer(*name)
 	if err != nil {
-		err = errorf("consumer %q: %w", *name, err)
+		err = errorf("%w", err) // the error names the consumer
 		if errors.Is(err, bigqueue.ErrLocked) {
 			err = errorf("consumer %q is held by another process (another forwarder?)", *name)
 		}
