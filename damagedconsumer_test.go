@@ -148,3 +148,29 @@ func TestDeleteDamagedConsumerHeld(t *testing.T) {
 	_, err = q.NewConsumer("held")
 	require.ErrorIs(t, err, ErrCorrupt)
 }
+
+// TestDamagedConsumerIsADirectory: a directory under a named consumer's
+// file name is damage too (it was EISDIR, and no open): the queue opens,
+// the name answers ErrCorrupt, and DeleteConsumer leaves a directory to
+// its owner.
+func TestDamagedConsumerIsADirectory(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, smallQueue(t, dir).Close())
+	sub := filepath.Join(dir, consumerFileName("d"))
+	require.NoError(t, os.Mkdir(sub, 0o755))
+	q := smallQueue(t, dir)
+	st, err := q.Stats()
+	require.NoError(t, err)
+	require.Equal(t, []string{consumerFileName("d")}, st.DamagedConsumers)
+	_, err = q.NewConsumer("d")
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.ErrorContains(t, err, "is a directory")
+	require.Error(t, q.DeleteConsumer("d"))
+	require.DirExists(t, sub)
+
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err, "a reader opens a directory read-only, then finds it is one")
+	defer func() { require.NoError(t, r.Close()) }()
+	_, err = r.NewConsumer("d")
+	require.ErrorIs(t, err, ErrCorrupt)
+}

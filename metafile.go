@@ -130,8 +130,11 @@ func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile,
 	fd, err := openat(d.fd, name, flags)
 	if err != nil {
 		perr := &fs.PathError{Op: "open", Path: path, Err: err}
-		if errors.Is(err, unix.ENOENT) {
+		switch {
+		case errors.Is(err, unix.ENOENT):
 			return nil, errorf("%s is missing: %w: %w", path, ErrCorrupt, perr)
+		case errors.Is(err, unix.EISDIR):
+			return nil, errorf("%s is a directory: %w: %w", path, ErrCorrupt, perr)
 		}
 		return nil, errorf("open %s: %w", path, perr)
 	}
@@ -139,6 +142,9 @@ func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile,
 	var sb unix.Stat_t
 	if err := unix.Fstat(fd, &sb); err != nil {
 		return nil, errorf("stat %s: %w", path, err)
+	}
+	if sb.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, errorf("%s is not a regular file: %w", path, ErrCorrupt)
 	}
 	if sb.Size < metaSize {
 		return nil, errorf("%s is %d bytes, want %d: %w", path, sb.Size, metaSize, ErrCorrupt)
