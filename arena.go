@@ -80,8 +80,11 @@ func openArenaFile(dirFd int, dir, name string, size, first, flags int, create b
 	}
 	fd, err := openat(dirFd, name, flags)
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
+		switch {
+		case errors.Is(err, unix.ENOENT):
 			return -1, errorf("arena %s is missing: %w", path(), ErrCorrupt)
+		case errors.Is(err, unix.EISDIR):
+			return -1, errorf("arena %s is a directory: %w", path(), ErrCorrupt)
 		}
 		return -1, errorf("open arena %s: %w", path(), err)
 	}
@@ -94,6 +97,9 @@ func openArenaFile(dirFd int, dir, name string, size, first, flags int, create b
 		return -1, errorf("stat arena %s: %w", path(), err)
 	}
 	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		_ = unix.Close(fd)
+		return -1, errorf("arena %s is not a regular file: %w", path(), ErrCorrupt)
 	case create:
 		err := allocateFile(fd, 0, int64(min(first, size)))
 		if err == nil && st.Size < int64(size) {

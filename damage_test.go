@@ -672,3 +672,53 @@ func TestDamageNewestDurableSlot(t *testing.T) {
 		requireSeqMessage(t, m, 0, 100)
 	})
 }
+
+// TestDamageArenaIsADirectory: a directory where an arena file belongs is
+// damage like a missing arena (it was a bare EISDIR, not ErrCorrupt): the
+// writer and a reader open; reading stops at its first message with
+// ErrCorrupt, and again on retry; Check reports it.
+func TestDamageArenaIsADirectory(t *testing.T) {
+	dir := t.TempDir()
+	q := smallQueue(t, dir)
+	_, err := q.NewConsumer("r") // keeps the arenas the writer reads past
+	require.NoError(t, err)
+	for i := range uint64(30) {
+		require.NoError(t, q.Enqueue(seqMessage(i, 700)))
+	}
+	require.NoError(t, q.Close())
+	ids := arenaFileIDs(t, dir)
+	require.Greater(t, len(ids), 3)
+	path := filepath.Join(dir, arenaName(ids[2]))
+	require.NoError(t, os.Remove(path))
+	require.NoError(t, os.Mkdir(path, 0o755))
+
+	read := func(deq func() ([]byte, error)) {
+		t.Helper()
+		n := uint64(0)
+		var err error
+		for ; ; n++ {
+			var msg []byte
+			if msg, err = deq(); err != nil {
+				break
+			}
+			requireSeqMessage(t, msg, n, 700)
+		}
+		require.ErrorIs(t, err, ErrCorrupt)
+		require.ErrorContains(t, err, path)
+		require.Positive(t, n, "the messages before the directory are read")
+		_, err = deq()
+		require.ErrorIs(t, err, ErrCorrupt, "the consumer did not move")
+	}
+	q = smallQueue(t, dir)
+	read(q.Dequeue)
+	require.ErrorIs(t, q.Check(), ErrCorrupt)
+	require.NoError(t, q.Close())
+
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, r.Close()) }()
+	c, err := r.NewConsumer("r")
+	require.NoError(t, err)
+	read(c.Dequeue)
+	require.ErrorIs(t, r.Check(), ErrCorrupt)
+}

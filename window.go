@@ -106,6 +106,8 @@ func (w *window) readAt(m *arenaManager, id int64, off int, b []byte) error {
 	}
 	n, err := preadFull(w.fd, b, int64(off))
 	switch {
+	case errors.Is(err, unix.EISDIR): // made one since it was opened unchecked (use)
+		return errorf("read arena %s: %w: %w", m.path(id), err, ErrCorrupt)
 	case err != nil:
 		return errorf("read arena %s: %w", m.path(id), err)
 	case n < len(b):
