@@ -54,7 +54,10 @@ var mmapFile = func(fd int, size, prot int) ([]byte, error) {
 // whole path, which is most of the cost of an open.
 func openat(dirFd int, name string, flags int) (int, error) {
 	for {
-		fd, err := unix.Openat(dirFd, name, flags|unix.O_CLOEXEC, 0o644)
+		// O_NONBLOCK: a FIFO put where a file of the queue belongs must not
+		// block the open (it is then found not to be a regular file); on a
+		// regular file it changes nothing.
+		fd, err := unix.Openat(dirFd, name, flags|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o644)
 		if !errors.Is(err, unix.EINTR) {
 			return fd, err
 		}

@@ -124,8 +124,22 @@ func consumerFileName(name string) string {
 	return consumerPrefix + hex.EncodeToString(sum[:16]) + consumerSuffix
 }
 
+// isConsumerFile reports whether name is one that consumerFileName gives:
+// a file of the queue's, not a user's copy (consumer-old.dat) beside it.
 func isConsumerFile(name string) bool {
-	return strings.HasPrefix(name, consumerPrefix) && strings.HasSuffix(name, consumerSuffix) && name != defaultConsumerFile
+	hash, ok := strings.CutPrefix(name, consumerPrefix)
+	if !ok {
+		return false
+	}
+	if hash, ok = strings.CutSuffix(hash, consumerSuffix); !ok || len(hash) != 32 {
+		return false
+	}
+	for _, c := range []byte(hash) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func validateConsumerName(name string) error {
@@ -201,10 +215,10 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 	for _, file := range names {
 		st, err := openNamedConsumerFile(q.d, file, q.reader)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotFile):
 			continue // deleted by another process since it was listed
 		case isDamage(err):
-			q.damaged[file] = err
+			q.setDamaged(file, err)
 			continue
 		case err != nil:
 			return err
@@ -234,9 +248,25 @@ func openNamedConsumerFile(d qdir, file string, readOnly bool) (*consumerState, 
 // DeleteConsumer to remove. Meanwhile its name answers ErrCorrupt, Stats
 // and Check report the file, and the writer retires no arena, since what
 // the consumer still needed cannot be known. A file that is missing when
-// opened was deleted by another process meanwhile, which is not damage.
+// opened was deleted by another process meanwhile, which is not damage;
+// nor is something other than a regular file under its name (errNotFile:
+// not a file of the queue's; the name cannot be used until it goes).
+//
+// A named consumer's file of another format version is damage too, not a
+// queue of another format: the index and the default consumer's file say
+// which format the queue is.
 func isDamage(err error) bool {
-	return errors.Is(err, ErrCorrupt) && !errors.Is(err, fs.ErrNotExist)
+	return (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrIncompatibleVersion)) &&
+		!errors.Is(err, fs.ErrNotExist) && !errors.Is(err, errNotFile)
+}
+
+// setDamaged records that file, a named consumer's, is damaged: err, from
+// opening it (isDamage), kept as an error that wraps ErrCorrupt.
+func (q *MmapQueue) setDamaged(file string, err error) {
+	if !errors.Is(err, ErrCorrupt) {
+		err = errorf("%w: %w", err, ErrCorrupt)
+	}
+	q.damaged[file] = err
 }
 
 // damagedConsumer records that the file of consumer name is damaged (err,
@@ -244,11 +274,11 @@ func isDamage(err error) bool {
 // process knew under that name, not held here, is forgotten: its file is
 // no longer one it can read.
 func (q *MmapQueue) damagedConsumer(name, file string, err error) error {
-	q.damaged[file] = err
+	q.setDamaged(file, err)
 	if st, ok := q.consumers[name]; ok && st.held < 0 {
 		q.forget(st)
 	}
-	return errorf("consumer %q is damaged, deleting it starts it anew: %w", name, err)
+	return errorf("consumer %q is damaged, deleting it starts it anew: %w", name, q.damaged[file])
 }
 
 // Name returns the consumer's name.
@@ -341,8 +371,8 @@ func (q *MmapQueue) consumer(name string, at *position) (*consumerState, error) 
 // where its last holder left it: the position in its file (the live slot,
 // unless it is older than the durable one), not the one this process last
 // read there (the writer reads others' consumers at each reclaim only),
-// and no earlier than the head, which SetDropOldest may have moved past it
-// while nobody held it.
+// no earlier than the head, which SetDropOldest may have moved past it
+// while nobody held it, and no later than the tail.
 func (q *MmapQueue) takeOver(st *consumerState) error {
 	st.mf.resyncLive()
 	st.readPosition()
@@ -354,9 +384,15 @@ func (q *MmapQueue) takeOver(st *consumerState) error {
 			st.mf.setDurable(st.durableSlot(st.synced))
 		}
 	}
-	if st.committed.pos < q.head.pos {
+	switch {
+	case st.committed.pos < q.head.pos:
 		st.cursor = q.head
 		return st.commit(q.head)
+	case st.committed.pos > q.tail.pos || st.committed.seq > q.tail.seq:
+		// Past the end: a writer's recovery cut the tail back (see
+		// clampConsumers), or the file came from another queue.
+		st.cursor = q.tail
+		return st.commit(q.tail)
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package bigqueue
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -149,28 +151,161 @@ func TestDeleteDamagedConsumerHeld(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 }
 
-// TestDamagedConsumerIsADirectory: a directory under a named consumer's
-// file name is damage too (it was EISDIR, and no open): the queue opens,
-// the name answers ErrCorrupt, and DeleteConsumer leaves a directory to
-// its owner.
-func TestDamagedConsumerIsADirectory(t *testing.T) {
-	dir := t.TempDir()
-	require.NoError(t, smallQueue(t, dir).Close())
-	sub := filepath.Join(dir, consumerFileName("d"))
-	require.NoError(t, os.Mkdir(sub, 0o755))
-	q := smallQueue(t, dir)
-	st, err := q.Stats()
-	require.NoError(t, err)
-	require.Equal(t, []string{consumerFileName("d")}, st.DamagedConsumers)
-	_, err = q.NewConsumer("d")
-	require.ErrorIs(t, err, ErrCorrupt)
-	require.ErrorContains(t, err, "is a directory")
-	require.Error(t, q.DeleteConsumer("d"))
-	require.DirExists(t, sub)
+// TestConsumerNameTakenByNonFile: a directory, a FIFO or a symbolic link
+// under a named consumer's file name is not a file of the queue's: the
+// queue opens (a reader's open did not: it mapped the directory, ENODEV;
+// a FIFO blocked it), reclaims as if it were not there, and leaves it
+// alone; that name answers ErrCorrupt.
+func TestConsumerNameTakenByNonFile(t *testing.T) {
+	for _, kind := range []string{"dir", "fifo", "symlink"} {
+		t.Run(kind, func(t *testing.T) {
+			w := drainedAcrossArenas(t, 40)
+			_, err := w.NewConsumer("other")
+			require.NoError(t, err)
+			path := filepath.Join(w.dir, consumerFileName("d"))
+			switch kind {
+			case "dir":
+				require.NoError(t, os.Mkdir(path, 0o755))
+			case "fifo":
+				require.NoError(t, unix.Mkfifo(path, 0o644))
+			case "symlink": // to a consumer's file: not followed
+				require.NoError(t, os.Symlink(consumerFileName("other"), path))
+			}
+			r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
+			require.NoError(t, err)
+			defer func() { require.NoError(t, r.Close()) }()
+			for _, q := range []*MmapQueue{w, r} {
+				_, err = q.NewConsumer("d")
+				require.ErrorIs(t, err, ErrCorrupt)
+				require.ErrorContains(t, err, "not a regular file")
+				require.Error(t, q.DeleteConsumer("d"))
+				st, err := q.Stats()
+				require.NoError(t, err)
+				require.Empty(t, st.DamagedConsumers)
+			}
+			lst, err := os.Lstat(path)
+			require.NoError(t, err, "left to its owner")
+			require.NotZero(t, lst.Mode()&(os.ModeDir|os.ModeNamedPipe|os.ModeSymlink))
+			require.NoError(t, w.DeleteConsumer("other"))
+			st, err := w.Stats()
+			require.NoError(t, err)
+			require.Equal(t, st.Tail, st.Head, "reclaimed as if it were not there")
+		})
+	}
+}
 
-	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err, "a reader opens a directory read-only, then finds it is one")
+// TestStrayConsumerLikeFile: a user's file whose name only looks like a
+// consumer's (consumer-old.dat, a copy of one) is not the queue's: it
+// neither stops reclaiming nor counts as a consumer, and stays.
+func TestStrayConsumerLikeFile(t *testing.T) {
+	w := drainedAcrossArenas(t, 40)
+	_, err := w.NewConsumer("b")
+	require.NoError(t, err)
+	data, err := os.ReadFile(filepath.Join(w.dir, consumerFileName("b")))
+	require.NoError(t, err)
+	stray := []string{"consumer-old.dat", consumerFileName("b")[:40] + "-copy.dat", "consumer-" + strings.Repeat("A", 32) + ".dat"}
+	for _, name := range stray {
+		require.NoError(t, os.WriteFile(filepath.Join(w.dir, name), data, 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(w.dir, name+".tmp"), data, 0o644))
+	}
+	require.NoError(t, w.DeleteConsumer("b"))
+	st, err := w.Stats()
+	require.NoError(t, err)
+	require.Empty(t, st.DamagedConsumers)
+	require.Empty(t, w.Consumers())
+	require.Equal(t, st.Tail, st.Head)
+	require.NoError(t, w.Close())
+	w = smallQueue(t, w.dir) // and at open, which removes the queue's own temporary files
+	require.Empty(t, w.Consumers())
+	for _, name := range stray {
+		require.FileExists(t, filepath.Join(w.dir, name))
+		require.FileExists(t, filepath.Join(w.dir, name+".tmp"))
+	}
+}
+
+// TestDamagedInPlaceWhileOpen: the file of a consumer that the writer
+// knows but does not hold (a reader's, closed) is cut short or zeroed where
+// it is: the writer's next flush sets it aside instead of reading its
+// mapping (cut short: a SIGBUS) or keeping the position it last read
+// (zeroed: reclaiming went on as if nothing were wrong).
+func TestDamagedInPlaceWhileOpen(t *testing.T) {
+	for _, how := range []string{"truncate", "zero"} {
+		t.Run(how, func(t *testing.T) {
+			w := drainedWriter(t, 40, 1024)
+			r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
+			require.NoError(t, err)
+			_, err = r.NewConsumer("a")
+			require.NoError(t, err)
+			require.NoError(t, r.Close())
+			require.NoError(t, w.Flush())
+			require.Equal(t, []string{"a"}, w.Consumers())
+			path := filepath.Join(w.dir, consumerFileName("a"))
+			if how == "truncate" {
+				require.NoError(t, os.Truncate(path, 0))
+			} else {
+				f, err := os.OpenFile(path, os.O_WRONLY, 0)
+				require.NoError(t, err)
+				_, err = f.WriteAt(make([]byte, metaSize), 0)
+				require.NoError(t, errors.Join(err, f.Close()))
+			}
+
+			require.NoError(t, w.Flush())
+			st, err := w.Stats()
+			require.NoError(t, err)
+			require.Equal(t, []string{consumerFileName("a")}, st.DamagedConsumers)
+			require.Equal(t, int64(0), st.Head)
+			require.Empty(t, w.Consumers())
+			require.ErrorIs(t, w.Check(), ErrCorrupt)
+			require.NoError(t, w.DeleteConsumer("a"))
+			st, err = w.Stats()
+			require.NoError(t, err)
+			require.Equal(t, st.Tail, st.Head)
+		})
+	}
+}
+
+// TestConsumerFilePastTheTail: a consumer file whose position lies past
+// the queue's tail (copied from another queue, here with its name) is
+// taken at the tail, in a reader as the writer's open does (clampConsumers):
+// its Len was -700, and Check named its position.
+func TestConsumerFilePastTheTail(t *testing.T) {
+	other := smallQueue(t, t.TempDir())
+	for i := range uint64(1000) {
+		require.NoError(t, other.Enqueue(seqMessage(i, 20)))
+	}
+	c, err := other.NewConsumer("a")
+	require.NoError(t, err)
+	for range 900 {
+		_, err := c.Dequeue()
+		require.NoError(t, err)
+	}
+	require.NoError(t, other.Close())
+	data, err := os.ReadFile(filepath.Join(other.dir, consumerFileName("a")))
+	require.NoError(t, err)
+
+	w := smallQueue(t, t.TempDir())
+	for i := range uint64(200) {
+		require.NoError(t, w.Enqueue(seqMessage(i, 20)))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(w.dir, consumerFileName("a")), data, 0o644))
+	require.NoError(t, w.Flush()) // the writer learns of it
+	wst, err := w.Stats()
+	require.NoError(t, err)
+	require.Equal(t, "a", wst.Consumers[1].Name)
+	require.Equal(t, 0, wst.Consumers[1].Backlog)
+	r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
 	defer func() { require.NoError(t, r.Close()) }()
-	_, err = r.NewConsumer("d")
-	require.ErrorIs(t, err, ErrCorrupt)
+	st, err := r.Stats()
+	require.NoError(t, err)
+	require.Equal(t, 0, st.Consumers[1].Backlog)
+	require.NoError(t, r.Check())
+	ra, err := r.NewConsumer("a")
+	require.NoError(t, err)
+	require.Equal(t, 0, ra.Len())
+	require.Equal(t, uint64(200), ra.Committed())
+	require.NoError(t, w.Enqueue(seqMessage(200, 20)))
+	msg, err := ra.Dequeue()
+	require.NoError(t, err)
+	requireSeqMessage(t, msg, 200, 20)
 }

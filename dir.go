@@ -40,7 +40,7 @@ func listDir(d qdir) (dirListing, error) {
 			l.referenceMetadata = true
 		case isMetaTemp(name) && e.Type().IsRegular():
 			l.temps = append(l.temps, name)
-		case isConsumerFile(name):
+		case isConsumerFile(name) && e.Type().IsRegular():
 			l.consumerFiles = append(l.consumerFiles, name)
 		default:
 			if id, ok := parseArenaName(name); ok {
@@ -148,12 +148,6 @@ func (d qdir) readFile(name string) ([]byte, error) {
 	f := os.NewFile(uintptr(fd), d.join(name))
 	defer func() { _ = f.Close() }()
 	return io.ReadAll(f)
-}
-
-// holds reports whether name in d is the file id (see fileID).
-func (d qdir) holds(name string, id fileID) bool {
-	var sb unix.Stat_t
-	return unix.Fstatat(d.fd, name, &sb, unix.AT_SYMLINK_NOFOLLOW) == nil && idOf(&sb) == id
 }
 
 // remove deletes the file name; a file already gone is not an error.

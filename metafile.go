@@ -118,6 +118,11 @@ func checkMetaImage(path string, b []byte, magic [8]byte) error {
 	return nil
 }
 
+// errNotFile marks the ErrCorrupt of a meta file's name that holds
+// something else than a regular file (a directory, a FIFO, a symbolic
+// link, which is not followed): not the queue's file, left to its owner.
+var errNotFile = errors.New("not a regular file")
+
 // openMetaFile maps the file name of d and validates its header. With
 // readOnly set (a reader, OpenReader), it is opened and mapped for reading
 // only.
@@ -127,16 +132,15 @@ func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile,
 	if readOnly {
 		flags, prot = unix.O_RDONLY, unix.PROT_READ
 	}
-	fd, err := openat(d.fd, name, flags)
+	fd, err := openat(d.fd, name, flags|unix.O_NOFOLLOW)
 	if err != nil {
-		perr := &fs.PathError{Op: "open", Path: path, Err: err}
 		switch {
 		case errors.Is(err, unix.ENOENT):
-			return nil, errorf("%s is missing: %w: %w", path, ErrCorrupt, perr)
-		case errors.Is(err, unix.EISDIR):
-			return nil, errorf("%s is a directory: %w: %w", path, ErrCorrupt, perr)
+			return nil, errorf("%s is missing: %w: %w", path, ErrCorrupt, &fs.PathError{Op: "open", Path: path, Err: err})
+		case errors.Is(err, unix.EISDIR), errors.Is(err, unix.ELOOP):
+			return nil, errorf("%s is not a regular file (%w): %w: %w", path, err, ErrCorrupt, errNotFile)
 		}
-		return nil, errorf("open %s: %w", path, perr)
+		return nil, errorf("open %s: %w", path, err)
 	}
 	defer func() { _ = unix.Close(fd) }()
 	var sb unix.Stat_t
@@ -144,7 +148,7 @@ func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile,
 		return nil, errorf("stat %s: %w", path, err)
 	}
 	if sb.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, errorf("%s is not a regular file: %w", path, ErrCorrupt)
+		return nil, errorf("%s is not a regular file: %w: %w", path, ErrCorrupt, errNotFile)
 	}
 	if sb.Size < metaSize {
 		return nil, errorf("%s is %d bytes, want %d: %w", path, sb.Size, metaSize, ErrCorrupt)
@@ -223,6 +227,22 @@ func (m *metaFile) setLive(pos, seq int64) {
 	// arm64; on amd64 every store is a release anyway.)
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[liveDataSize])), crc32.Checksum(b[:liveDataSize], castagnoli))
 	m.liveNext = 1 - m.liveNext
+}
+
+// intact checks, for a file that another process writes, that it is still
+// whole (size: its size now) and its header and a durable slot still hold,
+// before its mapping is read again.
+func (m *metaFile) intact(size int64, magic [8]byte) error {
+	if size < metaSize {
+		return errorf("%s is %d bytes, want %d: %w", m.path, size, metaSize, ErrCorrupt)
+	}
+	if err := checkMetaImage(m.path, m.data, magic); err != nil {
+		return err
+	}
+	if _, _, ok := m.durable(); !ok {
+		return errorf("%s: no durable position with a valid checksum: %w", m.path, ErrCorrupt)
+	}
+	return nil
 }
 
 // resyncLive takes up the live slots where another process left them: the

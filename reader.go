@@ -142,6 +142,9 @@ func (q *MmapQueue) refresh() {
 		if st.committed.pos < q.head.pos {
 			st.committed = q.head
 		}
+		if st.committed.pos > q.tail.pos || st.committed.seq > q.tail.seq {
+			st.committed = q.tail // as its holder finds it (takeOver)
+		}
 		st.cursor = st.committed
 	}
 	q.forgetBefore(q.s.messageArena(q.head.pos))

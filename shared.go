@@ -142,9 +142,16 @@ func (q *MmapQueue) learnConsumers() error {
 			continue
 		}
 		// Gone, or deleted and made anew under its name by another
-		// process (then the file is loaded again below).
-		if file := consumerFileName(name); !onDisk[file] || !q.d.holds(file, st.mf.id) {
+		// process (then the file is loaded again below), or damaged where
+		// it is: its mapping is not read again (a file cut short would be
+		// a SIGBUS there).
+		file := consumerFileName(name)
+		var sb unix.Stat_t
+		if !onDisk[file] || unix.Fstatat(q.d.fd, file, &sb, unix.AT_SYMLINK_NOFOLLOW) != nil || idOf(&sb) != st.mf.id {
 			q.forget(st)
+		} else if err := st.mf.intact(sb.Size, consumerMagic); err != nil {
+			q.forget(st)
+			q.setDamaged(file, err)
 		}
 	}
 	known := make(map[string]bool, len(q.consumers))
@@ -157,10 +164,10 @@ func (q *MmapQueue) learnConsumers() error {
 		}
 		st, err := openNamedConsumerFile(q.d, file, q.reader)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotFile):
 			continue // deleted since it was listed
 		case isDamage(err):
-			q.damaged[file] = err
+			q.setDamaged(file, err)
 			continue
 		case err != nil:
 			return err
@@ -179,6 +186,9 @@ func (q *MmapQueue) learnConsumers() error {
 		}
 		if st.committed.pos < q.head.pos {
 			st.committed = q.head // what it pointed to is gone; its holder moves it
+		}
+		if st.committed.pos > q.tail.pos || st.committed.seq > q.tail.seq {
+			st.committed = q.tail // as its holder finds it (takeOver)
 		}
 		st.synced = st.committed // the holder makes it durable, not this process
 		st.cursor = st.committed
