@@ -21,7 +21,10 @@ func (q *MmapQueue) Check() (err error) {
 		return ErrClosed
 	}
 	if q.reader {
-		q.refresh()
+		if err := q.learnOthers(); err != nil {
+			q.mu.Unlock()
+			return errorf("check: %w", err)
+		}
 	}
 	head, tail := q.head, q.tail
 	damaged := q.firstDamaged()

@@ -309,3 +309,43 @@ func TestConsumerFilePastTheTail(t *testing.T) {
 	require.NoError(t, err)
 	requireSeqMessage(t, msg, 200, 20)
 }
+
+// TestReaderLearnsOthersConsumers: a reader's Stats and Check read the
+// directory again, as the writer's reclaim does: a consumer another process
+// cut short is set aside (reading its mapping was a SIGBUS in the reader's
+// Stats), one removed is gone from its view (its damage was reported
+// forever), one made since it opened is listed (it was not).
+func TestReaderLearnsOthersConsumers(t *testing.T) {
+	w := drainedWriter(t, 40, 1024)
+	other, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	_, err = other.NewConsumer("x")
+	require.NoError(t, err)
+	require.NoError(t, other.Close())
+
+	r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, r.Close()) }()
+	require.Equal(t, []string{"x"}, r.Consumers())
+	path := filepath.Join(w.dir, consumerFileName("x"))
+	require.NoError(t, os.Truncate(path, 0))
+
+	st, err := r.Stats()
+	require.NoError(t, err)
+	require.Equal(t, []string{consumerFileName("x")}, st.DamagedConsumers)
+	require.Empty(t, r.Consumers())
+	require.ErrorIs(t, r.Check(), ErrCorrupt)
+
+	require.NoError(t, os.Remove(path))
+	other, err = OpenReader(w.dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	_, err = other.NewConsumer("y")
+	require.NoError(t, err)
+	require.NoError(t, other.Close())
+	st, err = r.Stats()
+	require.NoError(t, err)
+	require.Empty(t, st.DamagedConsumers)
+	require.Equal(t, []string{"y"}, r.Consumers())
+	require.Len(t, st.Consumers, 2)
+	require.NoError(t, r.Check())
+}

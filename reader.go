@@ -110,8 +110,12 @@ func (q *MmapQueue) openReader() error {
 }
 
 // refresh takes in what the writer has published since: a head and a tail
-// further on, and the consumers' committed positions. It forgets the
-// arenas before the head. The queue's lock is held.
+// further on, and the position of the writer's default consumer. It
+// forgets the arenas before the head. The queue's lock is held.
+//
+// The named consumers that other processes hold are read only by
+// learnOthers (Stats and Check): nothing on the way of a reader's Read or
+// Dequeue reads another process's file.
 func (q *MmapQueue) refresh() {
 	if _, v, ok := q.idx.durable(); ok {
 		if head := (position{v[0], v[1]}); head.pos > q.head.pos && head.seq >= q.head.seq && head.pos <= v[2] {
@@ -136,18 +140,27 @@ func (q *MmapQueue) refresh() {
 			}
 			continue
 		}
+		if st != q.def {
+			continue // see learnOthers
+		}
 		if pos, seq, ok := st.mf.liveShared(); ok && pos >= q.head.pos && pos <= q.tail.pos {
 			st.committed = position{pos, seq}
 		}
 		if st.committed.pos < q.head.pos {
 			st.committed = q.head
 		}
-		if st.committed.pos > q.tail.pos || st.committed.seq > q.tail.seq {
-			st.committed = q.tail // as its holder finds it (takeOver)
-		}
 		st.cursor = st.committed
 	}
 	q.forgetBefore(q.s.messageArena(q.head.pos))
+}
+
+// learnOthers brings a reader's view of the named consumers up to date, as
+// the writer's reclaim does (learnConsumers): those made and deleted since
+// it looked, the damaged ones, and the positions of those it does not
+// hold. For Stats and Check; the queue's lock is held.
+func (q *MmapQueue) learnOthers() error {
+	q.refresh()
+	return q.learnConsumers()
 }
 
 // forgetBefore unmaps a reader's arenas before first and closes the windows

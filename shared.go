@@ -118,11 +118,12 @@ func (q *MmapQueue) lockReclaim() (func(), error) {
 	return func() { _ = unix.Close(fd) }, nil // closing releases the lock
 }
 
-// learnConsumers brings the writer's view of other processes' consumers up
-// to date: consumer files that appeared are loaded, those that vanished and
-// that this process does not hold are forgotten, and the committed position
-// of every consumer it does not hold is read from its file. The reclaim
-// lock is held.
+// learnConsumers brings this process's view of other processes' consumers
+// up to date: consumer files that appeared are loaded, those that vanished
+// and that this process does not hold are forgotten, damaged ones set
+// aside, and the committed position of every consumer it does not hold is
+// read from its file. The writer's reclaim calls it under the reclaim
+// lock; a reader's Stats and Check without (learnOthers): they only look.
 func (q *MmapQueue) learnConsumers() error {
 	l, err := listDir(q.d)
 	if err != nil {

@@ -38,7 +38,9 @@ func (q *MmapQueue) Stats() (Stats, error) {
 		return Stats{}, ErrClosed
 	}
 	if q.reader {
-		q.refresh()
+		if err := q.learnOthers(); err != nil {
+			return Stats{}, errorf("stats: %w", err)
+		}
 	}
 	s := Stats{
 		ArenaSize: q.conf.arenaSize,
