@@ -32,7 +32,10 @@ import (
 // Enqueue, EnqueueBatch, EnqueueWait and the default consumer's Dequeue
 // methods return ErrReadOnly; Peek, IsEmpty and Len (of the default
 // consumer, as the writer last published it), Offsets, Stats and Check
-// work on the queue as the writer last published it. Named consumers work
+// work on the queue as the writer last published it; Stats, Check and
+// Consumers after them show the named consumers as the directory has them
+// then (a reader looks at other processes' consumer files only there).
+// Named consumers work
 // as in the writer (NewConsumer, FromConsumer, DeleteConsumer, Read,
 // Commit, Seek, Dequeue, ReadWait, ...), each held by one process at a
 // time (ErrLocked for another), the writer keeping what they have not
