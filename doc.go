@@ -139,7 +139,11 @@ fails returns ErrCorrupt and does not move the consumer. A named consumer
 whose file is damaged costs that consumer only: the queue opens without
 it, its name gets ErrCorrupt, Stats lists the file in DamagedConsumers and
 Check reports it, and no arena is deleted until DeleteConsumer removes it
-(what it still needed cannot be known).
+(what it still needed cannot be known). Files are checked before they are
+mapped, on open and, for the consumer files other processes write, before
+each look; a file that another program cuts short while this process has
+it mapped (an arena, or a consumer file this process holds) faults like any
+memory-mapped file.
 
 # Files
 
