@@ -20,11 +20,9 @@ func (q *MmapQueue) Check() (err error) {
 		q.mu.Unlock()
 		return ErrClosed
 	}
-	if q.reader {
-		if err := q.learnOthers(); err != nil {
-			q.mu.Unlock()
-			return errorf("check: %w", err)
-		}
+	if err := q.learnOthers(); err != nil {
+		q.mu.Unlock()
+		return errorf("check: %w", err)
 	}
 	head, tail := q.head, q.tail
 	damaged := q.firstDamaged()

@@ -349,3 +349,41 @@ func TestReaderLearnsOthersConsumers(t *testing.T) {
 	require.Len(t, st.Consumers, 2)
 	require.NoError(t, r.Check())
 }
+
+// TestStatsLooksAtLocksUnderReclaimLock: Stats and Check, in a reader and
+// in the writer, try the lock of a consumer whose file holds a pin (its
+// last holder Seeked back and closed) only under the reclaim lock, as the
+// writer's reclaim does: a process taking hold of that consumer meanwhile
+// (NewConsumer, DeleteConsumer: under the reclaim lock) got a false
+// ErrLocked (a helper saw 10 to 16 in 1,000 tries beside a reader calling
+// Stats in a loop).
+func TestStatsLooksAtLocksUnderReclaimLock(t *testing.T) {
+	w := drainedWriter(t, 40, 1024)
+	r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, r.Close()) }()
+	other, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	c, err := other.NewConsumer("x")
+	require.NoError(t, err)
+	_, err = c.Dequeue()
+	require.NoError(t, err)
+	require.NoError(t, c.Seek(c.Committed()-1)) // a pin, left by Close
+	require.NoError(t, other.Close())
+
+	looked := 0
+	testHookHeldElsewhere = func() {
+		looked++
+		fd, err := openat(w.d.fd, reclaimLockName, unix.O_RDWR)
+		require.NoError(t, err)
+		defer func() { require.NoError(t, unix.Close(fd)) }()
+		require.ErrorIs(t, flockNB(fd), unix.EWOULDBLOCK, "the reclaim lock is not held")
+	}
+	t.Cleanup(func() { testHookHeldElsewhere = nil })
+	for _, q := range []*MmapQueue{r, w} {
+		_, err := q.Stats()
+		require.NoError(t, err)
+		require.NoError(t, q.Check())
+	}
+	require.Equal(t, 4, looked, "each looked at the pinned consumer's lock")
+}

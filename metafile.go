@@ -123,6 +123,12 @@ func checkMetaImage(path string, b []byte, magic [8]byte) error {
 // link, which is not followed): not the queue's file, left to its owner.
 var errNotFile = errors.New("not a regular file")
 
+// notFileError is the error for path holding something else than a regular
+// file: it wraps ErrCorrupt and errNotFile, and says so once.
+func notFileError(path string) error {
+	return &wrapError{text: path + " is not a regular file: " + bare(ErrCorrupt), errs: []error{ErrCorrupt, errNotFile}}
+}
+
 // openMetaFile maps the file name of d and validates its header. With
 // readOnly set (a reader, OpenReader), it is opened and mapped for reading
 // only.
@@ -138,7 +144,7 @@ func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile,
 		case errors.Is(err, unix.ENOENT):
 			return nil, errorf("%s is missing: %w: %w", path, ErrCorrupt, &fs.PathError{Op: "open", Path: path, Err: err})
 		case errors.Is(err, unix.EISDIR), errors.Is(err, unix.ELOOP):
-			return nil, errorf("%s is not a regular file (%w): %w: %w", path, err, ErrCorrupt, errNotFile)
+			return nil, notFileError(path)
 		}
 		return nil, errorf("open %s: %w", path, err)
 	}
@@ -148,7 +154,7 @@ func openMetaFile(d qdir, name string, magic [8]byte, readOnly bool) (*metaFile,
 		return nil, errorf("stat %s: %w", path, err)
 	}
 	if sb.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, errorf("%s is not a regular file: %w: %w", path, ErrCorrupt, errNotFile)
+		return nil, notFileError(path)
 	}
 	if sb.Size < metaSize {
 		return nil, errorf("%s is %d bytes, want %d: %w", path, sb.Size, metaSize, ErrCorrupt)

@@ -157,12 +157,20 @@ func (q *MmapQueue) refresh() {
 	q.forgetBefore(q.s.messageArena(q.head.pos))
 }
 
-// learnOthers brings a reader's view of the named consumers up to date, as
-// the writer's reclaim does (learnConsumers): those made and deleted since
-// it looked, the damaged ones, and the positions of those it does not
-// hold. For Stats and Check; the queue's lock is held.
+// learnOthers brings this process's view of the named consumers up to
+// date, as the writer's reclaim does (learnConsumers), under the reclaim
+// lock as it does: those made and deleted since it looked, the damaged
+// ones, and the positions of those it does not hold. For Stats and Check;
+// the queue's lock is held.
 func (q *MmapQueue) learnOthers() error {
-	q.refresh()
+	unlock, err := q.lockReclaim()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if q.reader {
+		q.refresh()
+	}
 	return q.learnConsumers()
 }
 

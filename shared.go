@@ -122,8 +122,8 @@ func (q *MmapQueue) lockReclaim() (func(), error) {
 // up to date: consumer files that appeared are loaded, those that vanished
 // and that this process does not hold are forgotten, damaged ones set
 // aside, and the committed position of every consumer it does not hold is
-// read from its file. The writer's reclaim calls it under the reclaim
-// lock; a reader's Stats and Check without (learnOthers): they only look.
+// read from its file. The reclaim lock is held (reclaim, and learnOthers
+// for Stats and Check).
 func (q *MmapQueue) learnConsumers() error {
 	l, err := listDir(q.d)
 	if err != nil {
@@ -209,14 +209,25 @@ func (q *MmapQueue) learnConsumers() error {
 // heldElsewhere reports whether another process holds st, a consumer this
 // one does not: whether its file's lock is taken (trying it takes it for a
 // moment when it is not, as moveUnheld does).
+//
+// The reclaim lock is held: another process taking hold of the consumer
+// meanwhile (holdConsumer, under that lock too) would find it taken.
 func (q *MmapQueue) heldElsewhere(st *consumerState) bool {
 	fd, err := openat(q.d.fd, consumerFileName(st.name), unix.O_RDONLY)
 	if err != nil {
 		return false
 	}
 	defer func() { _ = unix.Close(fd) }() // closing drops the lock
-	return errors.Is(flockNB(fd), unix.EWOULDBLOCK)
+	held := errors.Is(flockNB(fd), unix.EWOULDBLOCK)
+	if testHookHeldElsewhere != nil {
+		testHookHeldElsewhere()
+	}
+	return held
 }
+
+// testHookHeldElsewhere, when set, is called by heldElsewhere while it
+// has tried a consumer's lock.
+var testHookHeldElsewhere func()
 
 // removeUnheld removes the file of a consumer that no process holds (it
 // takes the lock for the moment, as heldElsewhere does); ErrLocked when

@@ -37,10 +37,8 @@ func (q *MmapQueue) Stats() (Stats, error) {
 	if q.closed {
 		return Stats{}, ErrClosed
 	}
-	if q.reader {
-		if err := q.learnOthers(); err != nil {
-			return Stats{}, errorf("stats: %w", err)
-		}
+	if err := q.learnOthers(); err != nil {
+		return Stats{}, errorf("stats: %w", err)
 	}
 	s := Stats{
 		ArenaSize: q.conf.arenaSize,
