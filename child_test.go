@@ -58,6 +58,8 @@ func TestCrashChild(t *testing.T) {
 		osReaderChild(t, dir, arg)
 	case "wakewriter":
 		wakeWriterChild(t, dir, arg)
+	case "lookonly":
+		lookOnlyChild(t, dir)
 	default:
 		t.Fatalf("unknown child mode %q", mode)
 	}

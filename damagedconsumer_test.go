@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -386,4 +387,58 @@ func TestStatsLooksAtLocksUnderReclaimLock(t *testing.T) {
 		require.NoError(t, q.Check())
 	}
 	require.Equal(t, 4, looked, "each looked at the pinned consumer's lock")
+}
+
+// TestReaderStatsWithReadAccessOnly: a reader that may only read the
+// queue's directory (another user, say a monitor) still gets Stats and
+// Check, which look at consumers under the reclaim lock: the lock file is
+// opened read-only for its flock (opened read-write, it was EACCES). The
+// child runs as nobody when the test runs as root, else with the lock file
+// and the directory made read-only for it.
+func TestReaderStatsWithReadAccessOnly(t *testing.T) {
+	dir := t.TempDir()
+	w := smallQueue(t, dir)
+	for i := range uint64(50) {
+		require.NoError(t, w.Enqueue(seqMessage(i, 100)))
+	}
+	_, err := w.NewConsumer("c")
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	// A copy of this test binary that another user can run, and a path to
+	// the queue that it can walk.
+	bin := filepath.Join(t.TempDir(), "child.test")
+	data, err := os.ReadFile(os.Args[0])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, data, 0o755))
+	for _, d := range []string{dir, filepath.Dir(dir), filepath.Dir(bin), filepath.Dir(filepath.Dir(bin))} {
+		require.NoError(t, os.Chmod(d, 0o755))
+	}
+	cmd := childCommand(t, "lookonly", dir, nil)
+	cmd.Path, cmd.Args[0] = bin, bin
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	} else {
+		require.NoError(t, os.Chmod(filepath.Join(dir, reclaimLockName), 0o444))
+		require.NoError(t, os.Chmod(dir, 0o555))
+		t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
+	}
+	out, err := cmd.CombinedOutput()
+	requireChildOK(t, err, out)
+	var got Stats
+	require.NoError(t, childResult(out, &got), "%s", out)
+	require.Equal(t, 50, got.Messages)
+	require.Len(t, got.Consumers, 2)
+}
+
+// lookOnlyChild opens the queue in dir as a reader, checks it and prints
+// its Stats.
+func lookOnlyChild(t *testing.T, dir string) {
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	st, err := r.Stats()
+	require.NoError(t, err)
+	require.NoError(t, r.Check())
+	require.NoError(t, r.Close())
+	printChildResult(t, st)
 }

@@ -98,7 +98,12 @@ func (q *MmapQueue) lockReclaim() (func(), error) {
 	// Opened for each use, not kept: a queue holds as few descriptors as
 	// it can (a program may keep hundreds of queues open), and a reclaim
 	// is rare enough for an open and a close.
-	fd, err := openat(q.d.fd, reclaimLockName, unix.O_RDWR|unix.O_CREAT)
+	// Read-only when it exists: a flock needs no more, and a reader that may
+	// only read the directory still looks (Stats, Check).
+	fd, err := openat(q.d.fd, reclaimLockName, unix.O_RDONLY)
+	if errors.Is(err, unix.ENOENT) {
+		fd, err = openat(q.d.fd, reclaimLockName, unix.O_RDWR|unix.O_CREAT)
+	}
 	if err != nil {
 		return nil, errorf("open %s: %w", q.d.join(reclaimLockName), err)
 	}
