@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -227,4 +228,45 @@ func TestEndToEnd(t *testing.T) {
 		list := consumersJSONOf(t, dir)
 		assert.Equal(t, []namedConsumerJSON{{Name: "f", Offset: total, Backlog: 0}}, list.Consumers)
 	})
+}
+
+// TestInspectWithReadAccessOnly: stat, check and consumers work for a user
+// who may only read the queue (a monitor running as another user), as a
+// reader: opening as the writer fails on the lock file, which they cannot
+// open for writing (it exited 1, "permission denied"). The tool runs as
+// nobody when the test runs as root, else with the lock files and the
+// directory made read-only.
+func TestInspectWithReadAccessOnly(t *testing.T) {
+	bin := buildTool(t)
+	dir := newQueue(t, "a", "b", "c")
+	mustRun(t, "", "dequeue", "-consumer", "c", "-n", "1", dir)
+	for _, p := range []string{dir, filepath.Dir(bin)} {
+		for d := p; strings.HasPrefix(d, os.TempDir()+string(filepath.Separator)); d = filepath.Dir(d) {
+			require.NoError(t, os.Chmod(d, 0o755)) // t.TempDir's are 0700
+		}
+	}
+	asReader := func(cmd *exec.Cmd) *exec.Cmd {
+		if os.Geteuid() == 0 {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		}
+		return cmd
+	}
+	if os.Geteuid() != 0 {
+		for _, name := range []string{"LOCK", "LOCK.reclaim"} {
+			require.NoError(t, os.Chmod(filepath.Join(dir, name), 0o444))
+		}
+		require.NoError(t, os.Chmod(dir, 0o555))
+		t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
+	}
+	out, err := asReader(exec.Command(bin, "stat", "-json", dir)).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var st statJSON
+	require.NoError(t, json.Unmarshal(out, &st), "%s", out)
+	assert.Equal(t, 3, st.Messages)
+	out, err = asReader(exec.Command(bin, "check", dir)).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "ok: ")
+	out, err = asReader(exec.Command(bin, "consumers", dir)).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "c              1        2")
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/seed-ff72c416/bigqueue"
 )
@@ -93,14 +94,15 @@ func closeQueue(q *bigqueue.MmapQueue) error {
 
 // openToInspect opens the queue in dir for stat and check: as its writer
 // when nobody has it open, and as a reader (bigqueue.OpenReader) beside the
-// program that has it open otherwise.
+// program that has it open otherwise, or when this user may only read the
+// queue (another user's, a read-only file system).
 func openToInspect(dir string) (*bigqueue.MmapQueue, error) {
 	size, err := recordedArenaSize(dir)
 	if err != nil {
 		return nil, err
 	}
 	q, err := bigqueue.NewMmapQueue(dir, bigqueue.SetArenaSize(size))
-	if errors.Is(err, bigqueue.ErrLocked) {
+	if errors.Is(err, bigqueue.ErrLocked) || errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
 		q, err = bigqueue.OpenReader(dir, bigqueue.SetArenaSize(size))
 	}
 	if err != nil {
