@@ -24,6 +24,21 @@ func zeroConsumerFile(t *testing.T, dir, name string) string {
 	return path
 }
 
+// madeElsewhere makes consumer name in the queue in dir through a reader
+// of its own, lets then use it, and closes that reader: a consumer this
+// process's queues know from the directory only.
+func madeElsewhere(t *testing.T, dir, name string, then func(c *Consumer)) {
+	t.Helper()
+	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
+	require.NoError(t, err)
+	c, err := r.NewConsumer(name)
+	require.NoError(t, err)
+	if then != nil {
+		then(c)
+	}
+	require.NoError(t, r.Close())
+}
+
 // drainedAcrossArenas returns a writer whose default consumer has read
 // all of n messages of 1 KiB, spread over several 4 KiB arenas, none yet
 // retired (no flush since).
@@ -67,10 +82,7 @@ func TestDamagedConsumerAppearsWhileOpen(t *testing.T) {
 // only the wrong one.
 func TestDamagedConsumerWrongName(t *testing.T) {
 	dir := t.TempDir()
-	q := smallQueue(t, dir)
-	for i := range uint64(10) {
-		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
-	}
+	q := filledQueue(t, dir, 10, 100)
 	b, err := q.NewConsumer("b")
 	require.NoError(t, err)
 	_, err = b.Dequeue()
@@ -233,11 +245,7 @@ func TestDamagedInPlaceWhileOpen(t *testing.T) {
 	for _, how := range []string{"truncate", "zero"} {
 		t.Run(how, func(t *testing.T) {
 			w := drainedWriter(t, 40, 1024)
-			r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
-			require.NoError(t, err)
-			_, err = r.NewConsumer("a")
-			require.NoError(t, err)
-			require.NoError(t, r.Close())
+			madeElsewhere(t, w.dir, "a", nil)
 			require.NoError(t, w.Flush())
 			require.Equal(t, []string{"a"}, w.Consumers())
 			path := filepath.Join(w.dir, consumerFileName("a"))
@@ -318,11 +326,7 @@ func TestConsumerFilePastTheTail(t *testing.T) {
 // forever), one made since it opened is listed (it was not).
 func TestReaderLearnsOthersConsumers(t *testing.T) {
 	w := drainedWriter(t, 40, 1024)
-	other, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	_, err = other.NewConsumer("x")
-	require.NoError(t, err)
-	require.NoError(t, other.Close())
+	madeElsewhere(t, w.dir, "x", nil)
 
 	r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
 	require.NoError(t, err)
@@ -338,11 +342,7 @@ func TestReaderLearnsOthersConsumers(t *testing.T) {
 	require.ErrorIs(t, r.Check(), ErrCorrupt)
 
 	require.NoError(t, os.Remove(path))
-	other, err = OpenReader(w.dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	_, err = other.NewConsumer("y")
-	require.NoError(t, err)
-	require.NoError(t, other.Close())
+	madeElsewhere(t, w.dir, "y", nil)
 	st, err = r.Stats()
 	require.NoError(t, err)
 	require.Empty(t, st.DamagedConsumers)
@@ -363,14 +363,11 @@ func TestStatsLooksAtLocksUnderReclaimLock(t *testing.T) {
 	r, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, r.Close()) }()
-	other, err := OpenReader(w.dir, SetArenaSize(testArenaSize))
-	require.NoError(t, err)
-	c, err := other.NewConsumer("x")
-	require.NoError(t, err)
-	_, err = c.Dequeue()
-	require.NoError(t, err)
-	require.NoError(t, c.Seek(c.Committed()-1)) // a pin, left by Close
-	require.NoError(t, other.Close())
+	madeElsewhere(t, w.dir, "x", func(c *Consumer) {
+		_, err := c.Dequeue()
+		require.NoError(t, err)
+		require.NoError(t, c.Seek(c.Committed()-1)) // a pin, left by Close
+	})
 
 	looked := 0
 	testHookHeldElsewhere = func() {
@@ -397,10 +394,7 @@ func TestStatsLooksAtLocksUnderReclaimLock(t *testing.T) {
 // and the directory made read-only for it.
 func TestReaderStatsWithReadAccessOnly(t *testing.T) {
 	dir := t.TempDir()
-	w := smallQueue(t, dir)
-	for i := range uint64(50) {
-		require.NoError(t, w.Enqueue(seqMessage(i, 100)))
-	}
+	w := filledQueue(t, dir, 50, 100)
 	_, err := w.NewConsumer("c")
 	require.NoError(t, err)
 	require.NoError(t, w.Close())

@@ -32,6 +32,17 @@ func smallQueue(t testing.TB, dir string, opts ...Option) *MmapQueue {
 	return openQueue(t, dir, append(base, opts...)...)
 }
 
+// filledQueue is smallQueue holding n messages of size bytes (seqMessage
+// 0 to n-1).
+func filledQueue(t testing.TB, dir string, n, size int, opts ...Option) *MmapQueue {
+	t.Helper()
+	q := smallQueue(t, dir, opts...)
+	for i := range uint64(n) {
+		require.NoError(t, q.Enqueue(seqMessage(i, size)))
+	}
+	return q
+}
+
 // seqMessage returns a message of size bytes (at least 8 are used when
 // size allows) that carries seq, so that a test sees reordering, loss and
 // invention: the sequence number first, then bytes derived from it.

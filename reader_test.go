@@ -725,10 +725,7 @@ func TestConsumerTakenOverFromReader(t *testing.T) {
 // consumer, so that only named consumers keep them.
 func drainedWriter(t *testing.T, n, size int) *MmapQueue {
 	t.Helper()
-	w := smallQueue(t, t.TempDir())
-	for i := range uint64(n) {
-		require.NoError(t, w.Enqueue(seqMessage(i, size)))
-	}
+	w := filledQueue(t, t.TempDir(), n, size)
 	for range n {
 		_, err := w.Dequeue()
 		require.NoError(t, err)
