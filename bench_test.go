@@ -514,3 +514,48 @@ func fillArenas(b *testing.B, dir string, arenas int, opts []Option) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkReaderRead reads 128-byte messages as a named consumer of a
+// reader (OpenReader) with others consumers in the directory, held by
+// another reader: a Read must not cost more with more of them.
+func BenchmarkReaderRead(b *testing.B) {
+	for _, others := range []int{0, 50} {
+		b.Run(fmt.Sprintf("others-%d", others), func(b *testing.B) {
+			dir := b.TempDir()
+			w := openQueue(b, dir, SetArenaSize(64<<20), SetPeriodicFlushOps(0), SetPeriodicFlushDuration(0))
+			msg := make([]byte, 128)
+			for range b.N {
+				if err := w.Enqueue(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			holder, err := OpenReader(dir, SetArenaSize(64<<20))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = holder.Close() })
+			for i := range others {
+				_, err := holder.NewConsumer(fmt.Sprintf("other-%d", i))
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			r, err := OpenReader(dir, SetArenaSize(64<<20))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = r.Close() })
+			c, err := r.NewConsumer("reader")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Read(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

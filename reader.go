@@ -109,6 +109,7 @@ func (q *MmapQueue) openReader() error {
 		q.wake = w // else ReadWait polls
 	}
 	q.refresh()
+	q.forgetBefore(q.s.messageArena(q.head.pos)) // refresh does when the head moves
 	return nil
 }
 
@@ -120,6 +121,7 @@ func (q *MmapQueue) openReader() error {
 // learnOthers (Stats and Check): nothing on the way of a reader's Read or
 // Dequeue reads another process's file.
 func (q *MmapQueue) refresh() {
+	head := q.head
 	if _, v, ok := q.idx.durable(); ok {
 		if head := (position{v[0], v[1]}); head.pos > q.head.pos && head.seq >= q.head.seq && head.pos <= v[2] {
 			q.head = head
@@ -131,28 +133,29 @@ func (q *MmapQueue) refresh() {
 	if pos, seq, ok := q.idx.liveShared(); ok && pos > q.tail.pos && seq >= q.tail.seq {
 		q.tail = position{pos, seq}
 	}
-	for _, st := range q.allConsumers() {
-		if st.held >= 0 {
-			// Its own: only a head that passed it moves it (SetDropOldest
-			// in the writer).
-			if st.committed.pos < q.head.pos {
-				_ = st.commit(q.head)
-			}
-			if st.cursor.pos < q.head.pos {
-				st.cursor = q.head
-			}
+	def := q.def
+	if pos, seq, ok := def.mf.liveShared(); ok && pos >= q.head.pos && pos <= q.tail.pos {
+		def.committed = position{pos, seq}
+	}
+	if def.committed.pos < q.head.pos {
+		def.committed = q.head
+	}
+	def.cursor = def.committed
+	if q.head == head {
+		return // nothing more to move or forget: a Read costs the same however many consumers there are
+	}
+	for _, st := range q.consumers {
+		// Its own: only a head that passed it moves it (SetDropOldest in
+		// the writer). The others: see learnOthers.
+		if st.held < 0 {
 			continue
 		}
-		if st != q.def {
-			continue // see learnOthers
-		}
-		if pos, seq, ok := st.mf.liveShared(); ok && pos >= q.head.pos && pos <= q.tail.pos {
-			st.committed = position{pos, seq}
-		}
 		if st.committed.pos < q.head.pos {
-			st.committed = q.head
+			_ = st.commit(q.head)
 		}
-		st.cursor = st.committed
+		if st.cursor.pos < q.head.pos {
+			st.cursor = q.head
+		}
 	}
 	q.forgetBefore(q.s.messageArena(q.head.pos))
 }
