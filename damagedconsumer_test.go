@@ -2,6 +2,7 @@ package bigqueue
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -393,36 +394,48 @@ func TestStatsLooksAtLocksUnderReclaimLock(t *testing.T) {
 // child runs as nobody when the test runs as root, else with the lock file
 // and the directory made read-only for it.
 func TestReaderStatsWithReadAccessOnly(t *testing.T) {
-	dir := t.TempDir()
-	w := filledQueue(t, dir, 50, 100)
-	_, err := w.NewConsumer("c")
-	require.NoError(t, err)
-	require.NoError(t, w.Close())
-
-	// A copy of this test binary that another user can run, and a path to
-	// the queue that it can walk.
+	// A copy of this test binary that another user can run.
 	bin := filepath.Join(t.TempDir(), "child.test")
 	data, err := os.ReadFile(os.Args[0])
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(bin, data, 0o755))
-	for _, d := range []string{dir, filepath.Dir(dir), filepath.Dir(bin), filepath.Dir(filepath.Dir(bin))} {
+	for _, d := range []string{filepath.Dir(bin), filepath.Dir(filepath.Dir(bin))} {
 		require.NoError(t, os.Chmod(d, 0o755))
 	}
-	cmd := childCommand(t, "lookonly", dir, nil)
-	cmd.Path, cmd.Args[0] = bin, bin
-	if os.Geteuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	} else {
-		require.NoError(t, os.Chmod(filepath.Join(dir, reclaimLockName), 0o444))
-		require.NoError(t, os.Chmod(dir, 0o555))
-		t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
+	// Without the lock file too (a queue last opened by a build before
+	// it, or the file removed): it cannot be made, and nobody needs it.
+	for _, lockFile := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lockfile=%v", lockFile), func(t *testing.T) {
+			dir := t.TempDir()
+			w := filledQueue(t, dir, 50, 100)
+			_, err := w.NewConsumer("c")
+			require.NoError(t, err)
+			require.NoError(t, w.Close())
+			if !lockFile {
+				require.NoError(t, os.Remove(filepath.Join(dir, reclaimLockName)))
+			}
+			for _, d := range []string{dir, filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
+				require.NoError(t, os.Chmod(d, 0o755)) // a path the child can walk
+			}
+			cmd := childCommand(t, "lookonly", dir, nil)
+			cmd.Path, cmd.Args[0] = bin, bin
+			if os.Geteuid() == 0 {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			} else {
+				if lockFile {
+					require.NoError(t, os.Chmod(filepath.Join(dir, reclaimLockName), 0o444))
+				}
+				require.NoError(t, os.Chmod(dir, 0o555))
+				t.Cleanup(func() { _ = os.Chmod(dir, 0o755) })
+			}
+			out, err := cmd.CombinedOutput()
+			requireChildOK(t, err, out)
+			var got Stats
+			require.NoError(t, childResult(out, &got), "%s", out)
+			require.Equal(t, 50, got.Messages)
+			require.Len(t, got.Consumers, 2)
+		})
 	}
-	out, err := cmd.CombinedOutput()
-	requireChildOK(t, err, out)
-	var got Stats
-	require.NoError(t, childResult(out, &got), "%s", out)
-	require.Equal(t, 50, got.Messages)
-	require.Len(t, got.Consumers, 2)
 }
 
 // lookOnlyChild opens the queue in dir as a reader, checks it and prints

@@ -150,6 +150,12 @@ func (d qdir) readFile(name string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
+// exists reports whether d holds an entry name.
+func (d qdir) exists(name string) bool {
+	var sb unix.Stat_t
+	return unix.Fstatat(d.fd, name, &sb, unix.AT_SYMLINK_NOFOLLOW) == nil
+}
+
 // remove deletes the file name; a file already gone is not an error.
 func (d qdir) remove(name string) error {
 	if err := unix.Unlinkat(d.fd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"math"
+
+	"golang.org/x/sys/unix"
 )
 
 // Readers: OpenReader opens a queue that a writer (NewMmapQueue, in this
@@ -167,10 +169,16 @@ func (q *MmapQueue) refresh() {
 // the queue's lock is held.
 func (q *MmapQueue) learnOthers() error {
 	unlock, err := q.lockReclaim()
-	if err != nil {
+	switch {
+	case err == nil:
+		defer unlock()
+	case (errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) && !q.d.exists(reclaimLockName):
+		// No lock file, and this process may not make one: nobody has
+		// opened the queue since it has one (every open makes it), so
+		// there is nobody to keep out.
+	default:
 		return err
 	}
-	defer unlock()
 	if q.reader {
 		q.refresh()
 	}
