@@ -30,7 +30,10 @@ type ConsumerStats struct {
 	Committed uint64 // its committed offset, where a reopened queue resumes
 }
 
-// Stats returns a snapshot of the queue's state.
+// Stats returns a snapshot of the queue's state. It reads the directory
+// and the consumer files of other processes under the lock the writer's
+// reclaim takes (shared.go), tens to hundreds of µs: a call for monitoring,
+// not for every message.
 func (q *MmapQueue) Stats() (Stats, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
