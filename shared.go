@@ -171,7 +171,7 @@ func (q *MmapQueue) learnConsumers() error {
 		st, err := openNamedConsumerFile(q.d, file, q.reader)
 		switch {
 		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotFile):
-			continue // deleted since it was listed
+			continue // deleted, or made something else than a file, since listed
 		case isDamage(err):
 			q.setDamaged(file, err)
 			continue
