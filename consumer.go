@@ -213,18 +213,29 @@ func (q *MmapQueue) loadConsumers(names []string) error {
 		return errorf("%s: default consumer file holds name %q: %w", def.mf.path, def.name, ErrCorrupt)
 	}
 	for _, file := range names {
-		st, err := openNamedConsumerFile(q.d, file, q.reader)
-		switch {
-		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotFile):
-			continue // deleted by another process since it was listed
-		case isDamage(err):
-			q.setDamaged(file, err)
-			continue
-		case err != nil:
+		if err := q.openListed(file); err != nil {
 			return err
 		}
-		q.consumers[st.name] = st
 	}
+	return nil
+}
+
+// openListed opens file, a named consumer's found in the directory, and
+// adds it to the consumers, unless it has gone or become something else
+// than a file since it was listed, or is damaged (then it is set aside).
+func (q *MmapQueue) openListed(file string) error {
+	st, err := openNamedConsumerFile(q.d, file, q.reader)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotFile):
+		return nil
+	case isDamage(err):
+		q.setDamaged(file, err)
+		return nil
+	case err != nil:
+		return err
+	}
+	delete(q.damaged, file)
+	q.consumers[st.name] = st
 	return nil
 }
 

@@ -168,18 +168,9 @@ func (q *MmapQueue) learnConsumers() error {
 		if known[file] {
 			continue
 		}
-		st, err := openNamedConsumerFile(q.d, file, q.reader)
-		switch {
-		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotFile):
-			continue // deleted, or made something else than a file, since listed
-		case isDamage(err):
-			q.setDamaged(file, err)
-			continue
-		case err != nil:
+		if err := q.openListed(file); err != nil {
 			return err
 		}
-		delete(q.damaged, file)
-		q.consumers[st.name] = st
 	}
 	for _, st := range q.consumers {
 		if !q.othersMayHold(st) {
@@ -211,47 +202,58 @@ func (q *MmapQueue) learnConsumers() error {
 	return nil
 }
 
+// lockUnheld takes, without waiting, the lock of the consumer file file,
+// which this process does not hold, and returns its release: ErrLocked
+// when another process holds it, the open's error (wrapping its errno)
+// when there is no such file to lock. heldElsewhere, removeUnheld and
+// moveUnheld take it for a moment.
+func (q *MmapQueue) lockUnheld(file string) (release func(), err error) {
+	fd, err := openat(q.d.fd, file, unix.O_RDONLY)
+	if err != nil {
+		return nil, errorf("open %s: %w", q.d.join(file), err)
+	}
+	if err := flockNB(fd); err != nil {
+		_ = unix.Close(fd)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, errorf("lock %s: %w", q.d.join(file), err)
+	}
+	return func() { _ = unix.Close(fd) }, nil // closing drops the lock
+}
+
 // heldElsewhere reports whether another process holds st, a consumer this
 // one does not: whether its file's lock is taken (trying it takes it for a
-// moment when it is not, as moveUnheld does).
+// moment when it is not).
 //
 // The reclaim lock is held: another process taking hold of the consumer
 // meanwhile (holdConsumer, under that lock too) would find it taken.
 func (q *MmapQueue) heldElsewhere(st *consumerState) bool {
-	fd, err := openat(q.d.fd, consumerFileName(st.name), unix.O_RDONLY)
-	if err != nil {
-		return false
-	}
-	defer func() { _ = unix.Close(fd) }() // closing drops the lock
-	held := errors.Is(flockNB(fd), unix.EWOULDBLOCK)
+	release, err := q.lockUnheld(consumerFileName(st.name))
 	if testHookHeldElsewhere != nil {
 		testHookHeldElsewhere()
 	}
-	return held
+	if err == nil {
+		release()
+	}
+	return errors.Is(err, ErrLocked)
 }
 
 // testHookHeldElsewhere, when set, is called by heldElsewhere while it
 // has tried a consumer's lock.
 var testHookHeldElsewhere func()
 
-// removeUnheld removes the file of a consumer that no process holds (it
-// takes the lock for the moment, as heldElsewhere does); ErrLocked when
-// one does. The reclaim lock is held.
+// removeUnheld removes the file of a consumer that no process holds;
+// ErrLocked when one does. The reclaim lock is held.
 func (q *MmapQueue) removeUnheld(file string) error {
-	fd, err := openat(q.d.fd, file, unix.O_RDONLY)
+	release, err := q.lockUnheld(file)
+	if errors.Is(err, unix.ENOENT) {
+		return nil // removed meanwhile
+	}
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil // removed meanwhile
-		}
-		return errorf("open %s: %w", q.d.join(file), err)
+		return err
 	}
-	defer func() { _ = unix.Close(fd) }() // closing drops the lock
-	if err := flockNB(fd); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return ErrLocked
-		}
-		return errorf("lock %s: %w", q.d.join(file), err)
-	}
+	defer release()
 	return q.d.remove(file)
 }
 
@@ -260,16 +262,12 @@ func (q *MmapQueue) removeUnheld(file string) error {
 // in memory only, for its holder to find.
 func (q *MmapQueue) moveUnheld(st *consumerState, p position) {
 	st.committed, st.cursor = p, p
-	fd, err := openat(q.d.fd, consumerFileName(st.name), unix.O_RDONLY)
+	release, err := q.lockUnheld(consumerFileName(st.name))
 	if err != nil {
-		st.synced = p
-		return
-	}
-	defer func() { _ = unix.Close(fd) }() // closing drops the lock
-	if flockNB(fd) != nil {
 		st.synced = p // its holder's to write
 		return
 	}
+	defer release()
 	st.mf.resyncLive() // after whatever its last holder wrote
 	st.setCommitted(p)
 }
