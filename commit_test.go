@@ -23,10 +23,7 @@ func requireRead(t *testing.T, c *Consumer, seq uint64, size int) {
 
 func TestReadCommitReopen(t *testing.T) {
 	dir := t.TempDir()
-	q := smallQueue(t, dir)
-	for i := range uint64(20) {
-		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
-	}
+	q := filledQueue(t, dir, 20, 100)
 	c, err := q.NewConsumer("c")
 	require.NoError(t, err)
 	for i := range uint64(5) {
@@ -225,10 +222,7 @@ func TestRetention(t *testing.T) {
 }
 
 func TestMessagesIterator(t *testing.T) {
-	q := smallQueue(t, t.TempDir())
-	for i := range uint64(10) {
-		require.NoError(t, q.Enqueue(seqMessage(i, 50)))
-	}
+	q := filledQueue(t, t.TempDir(), 10, 50)
 	c, err := q.NewConsumer("c")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -15,10 +15,7 @@ import (
 // must keep the move (contract 1), not fall back to the flushed position.
 func TestFromConsumerBackSurvivesCrash(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	q := smallQueue(t, src)
-	for i := range uint64(10) {
-		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
-	}
+	q := filledQueue(t, src, 10, 100)
 	slow, err := q.NewConsumer("slow")
 	require.NoError(t, err)
 	fast, err := q.NewConsumer("fast")
@@ -43,10 +40,7 @@ func TestFromConsumerBackSurvivesCrash(t *testing.T) {
 
 func TestConsumers(t *testing.T) {
 	dir := t.TempDir()
-	q := smallQueue(t, dir)
-	for i := range uint64(10) {
-		require.NoError(t, q.Enqueue(seqMessage(i, 100)))
-	}
+	q := filledQueue(t, dir, 10, 100)
 	for range 3 {
 		_, err := q.Dequeue()
 		require.NoError(t, err)

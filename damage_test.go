@@ -629,10 +629,7 @@ func TestDamagePayloadFlip(t *testing.T) {
 func TestDamageNewestDurableSlot(t *testing.T) {
 	build := func(t *testing.T, consume bool) string {
 		dir := t.TempDir()
-		q := smallQueue(t, dir)
-		for i := range uint64(200) {
-			require.NoError(t, q.Enqueue(seqMessage(i, 100)))
-		}
+		q := filledQueue(t, dir, 200, 100)
 		require.NoError(t, q.Flush())
 		if consume {
 			for range 150 {

@@ -279,10 +279,7 @@ func TestDamagedInPlaceWhileOpen(t *testing.T) {
 // taken at the tail, in a reader as the writer's open does (clampConsumers):
 // its Len was -700, and Check named its position.
 func TestConsumerFilePastTheTail(t *testing.T) {
-	other := smallQueue(t, t.TempDir())
-	for i := range uint64(1000) {
-		require.NoError(t, other.Enqueue(seqMessage(i, 20)))
-	}
+	other := filledQueue(t, t.TempDir(), 1000, 20)
 	c, err := other.NewConsumer("a")
 	require.NoError(t, err)
 	for range 900 {
@@ -293,10 +290,7 @@ func TestConsumerFilePastTheTail(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(other.dir, consumerFileName("a")))
 	require.NoError(t, err)
 
-	w := smallQueue(t, t.TempDir())
-	for i := range uint64(200) {
-		require.NoError(t, w.Enqueue(seqMessage(i, 20)))
-	}
+	w := filledQueue(t, t.TempDir(), 200, 20)
 	require.NoError(t, os.WriteFile(filepath.Join(w.dir, consumerFileName("a")), data, 0o644))
 	require.NoError(t, w.Flush()) // the writer learns of it
 	wst, err := w.Stats()

@@ -187,10 +187,7 @@ func TestReaderOfAnotherProcess(t *testing.T) {
 // exists; ReadWait in a reader sees the writer's next message.
 func TestReaderConsumers(t *testing.T) {
 	dir := t.TempDir()
-	w := smallQueue(t, dir)
-	for i := range uint64(100) {
-		require.NoError(t, w.Enqueue(seqMessage(i, 300)))
-	}
+	w := filledQueue(t, dir, 100, 300)
 	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close() })
@@ -496,10 +493,7 @@ func TestClosedReaderReturnsErrClosed(t *testing.T) {
 // offset again, the writer gives it back.
 func TestReaderSeekBackIsKept(t *testing.T) {
 	dir := t.TempDir()
-	w := smallQueue(t, dir)
-	for i := range uint64(200) {
-		require.NoError(t, w.Enqueue(seqMessage(i, 300)))
-	}
+	w := filledQueue(t, dir, 200, 300)
 	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close() })
@@ -664,10 +658,7 @@ func scribble(t *testing.T, path string, off int64) {
 func TestConsumerTakenOverFromReader(t *testing.T) {
 	t.Run("position", func(t *testing.T) {
 		dir := t.TempDir()
-		q := smallQueue(t, dir)
-		for i := range uint64(20) {
-			require.NoError(t, q.Enqueue(seqMessage(i, 100)))
-		}
+		q := filledQueue(t, dir, 20, 100)
 		r, err := OpenReader(dir, SetArenaSize(testArenaSize))
 		require.NoError(t, err)
 		rc, err := r.NewConsumer("x")
@@ -886,10 +877,7 @@ func TestWriterAndReaderCreateSameConsumer(t *testing.T) {
 // mapped: what it commits is there on reopen.
 func TestWriterTakesConsumerMadeAnew(t *testing.T) {
 	dir := t.TempDir()
-	w := smallQueue(t, dir)
-	for i := range uint64(10) {
-		require.NoError(t, w.Enqueue(seqMessage(i, 100)))
-	}
+	w := filledQueue(t, dir, 10, 100)
 	r, err := OpenReader(dir, SetArenaSize(testArenaSize))
 	require.NoError(t, err)
 	_, err = r.NewConsumer("a")
@@ -1138,10 +1126,7 @@ func TestDeleteConsumerMadeAnew(t *testing.T) {
 	t.Run("writer, made since its last listing", func(t *testing.T) {
 		dir := t.TempDir()
 		w := smallQueue(t, dir)
-		r1 := open(t, dir)
-		_, err := r1.NewConsumer("c")
-		require.NoError(t, err)
-		require.NoError(t, r1.Close())
+		madeElsewhere(t, dir, "c", nil)
 		require.NoError(t, w.DeleteConsumer("c"))
 		gone(t, dir)
 	})
